@@ -1,0 +1,1 @@
+"""Shared domain: settings, catalog, embedders, vector store, retriever, errors."""

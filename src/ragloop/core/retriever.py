@@ -1,0 +1,49 @@
+"""Dense retrieval over the active index: embed the query, search Chroma, join the catalog."""
+
+from __future__ import annotations
+
+from ragloop.core.catalog import Catalog
+from ragloop.core.errors import InvalidInputError
+from ragloop.core.records import Hit
+from ragloop.core.runtime import ActiveIndex
+from ragloop.core.store import VectorStore, Where
+
+MAX_K = 100
+
+
+def search(
+    index: ActiveIndex,
+    store: VectorStore,
+    catalog: Catalog,
+    query: str,
+    k: int = 5,
+    where: Where | None = None,
+) -> list[Hit]:
+    """Top-``k`` chunks for ``query``, best first, with cosine scores.
+
+    The catalog is the source of truth: a vector whose chunk is not in the catalog (left by a
+    crash before repair) is never returned.
+    """
+    if not query.strip():
+        raise InvalidInputError("the query is empty")
+    if not 1 <= k <= MAX_K:
+        raise InvalidInputError(f"k must be between 1 and {MAX_K}, got {k}")
+    vector = index.embedder.embed_query(query)
+    found = store.query(index.collection, vector, k, where)
+    chunks = catalog.get_chunks([cid for cid, _ in found])
+    docs = catalog.documents_by_ids([c.document_id for c in chunks.values()])
+    hits = []
+    for cid, score in found:
+        chunk = chunks.get(cid)
+        if chunk is None:
+            continue
+        doc = docs.get(chunk.document_id)
+        hits.append(
+            Hit(
+                chunk=chunk,
+                score=score,
+                document_title=doc.title if doc else chunk.title,
+                source=doc.source if doc else "",
+            )
+        )
+    return hits

@@ -1,0 +1,119 @@
+"""Wiring: the catalog, vector store, embedder registry and the active index, built from
+settings by the CLI or ``create_app`` and passed to everything else."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from ragloop.core.catalog import Catalog
+from ragloop.core.embedders import Embedder, EmbedderOptions, EmbedderRegistry, default_registry
+from ragloop.core.errors import ConfigError
+from ragloop.core.records import ModelVersion
+from ragloop.core.settings import Settings
+from ragloop.core.store import ChromaStore, HnswParams, VectorStore, collection_name
+
+BASE_VERSION = "base"
+
+
+@dataclass(frozen=True)
+class ActiveIndex:
+    """A model version and its loaded embedder: always used together, never mixed."""
+
+    version: ModelVersion
+    embedder: Embedder
+
+    @property
+    def collection(self) -> str:
+        """The collection holding this version's vectors."""
+        return self.version.collection
+
+
+class Runtime:
+    """The objects one process shares: catalog, store, registry and the loaded embedders."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        store: VectorStore,
+        registry: EmbedderRegistry,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.store = store
+        self.registry = registry
+        self._embedders: dict[str, Embedder] = {}
+        self._lock = threading.Lock()
+
+    def embedder_for(self, model_ref: str) -> Embedder:
+        """Load (once) the embedder a model reference names."""
+        with self._lock:
+            emb = self._embedders.get(model_ref)
+            if emb is None:
+                emb = self.registry.load(
+                    model_ref,
+                    EmbedderOptions(device=self.settings.device, precision=self.settings.precision),
+                )
+                self._embedders[model_ref] = emb
+            return emb
+
+    def active_index(self) -> ActiveIndex:
+        """The active version with its embedder, registering the base model on first use."""
+        active = self.catalog.active_version()
+        if active is None:
+            active = self._register_base()
+        elif active.parent is None and active.model_ref != self.settings.embedder:
+            raise ConfigError(
+                f"{self.settings.data_dir} was built with embedder {active.model_ref!r} but "
+                f"RAGLOOP_EMBEDDER is {self.settings.embedder!r}; use a new data dir to change "
+                "the base model (vectors of different models cannot be mixed)"
+            )
+        return ActiveIndex(active, self.embedder_for(active.model_ref))
+
+    def _register_base(self) -> ModelVersion:
+        emb = self.embedder_for(self.settings.embedder)
+        mv = ModelVersion(
+            version=BASE_VERSION,
+            model_ref=self.settings.embedder,
+            parent=None,
+            dimension=emb.dimension,
+            max_seq_length=emb.max_seq_length,
+            collection=collection_name(self.catalog.instance_id(), BASE_VERSION),
+            status="active",
+            created_at=time.time(),
+            info={"model_id": emb.model_id},
+        )
+        self.catalog.add_version(mv)
+        self.catalog.set_active(mv.version)
+        self.store.ensure_collection(mv.collection)
+        return mv
+
+    def close(self) -> None:
+        """Release the catalog's connections."""
+        self.catalog.close()
+
+
+def open_store(settings: Settings) -> VectorStore:
+    """Chroma as the settings say: a server when ``chroma_url`` is set, else embedded."""
+    hnsw = HnswParams(
+        ef_construction=settings.hnsw_ef_construction,
+        max_neighbors=settings.hnsw_max_neighbors,
+        ef_search=settings.hnsw_ef_search,
+    )
+    if settings.chroma_url:
+        return ChromaStore.remote(settings.chroma_url, hnsw)
+    settings.chroma_path.mkdir(parents=True, exist_ok=True)
+    return ChromaStore.embedded(str(settings.chroma_path), hnsw)
+
+
+def open_runtime(
+    settings: Settings,
+    registry: EmbedderRegistry | None = None,
+    store: VectorStore | None = None,
+) -> Runtime:
+    """Open the catalog and store for ``settings``; the embedder loads on first use."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog.open(settings.resolved_catalog_url)
+    return Runtime(settings, catalog, store or open_store(settings), registry or default_registry())

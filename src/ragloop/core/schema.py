@@ -1,0 +1,103 @@
+"""Catalog tables (SQLAlchemy Core), the single source of truth for documents and chunks.
+
+Vectors live in Chroma, one collection per model version; every chunk's text lives here, so any
+model can re-embed the whole corpus. ``SCHEMA_VERSION`` is stored in ``meta`` and checked on
+open, so an older ragloop never writes to a newer catalog.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+SCHEMA_VERSION = 1
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    # Absolute path of the file it came from (several documents share one for a BEIR corpus);
+    # prune and re-ingest find a file's documents through it.
+    Column("path", Text, nullable=False, index=True),
+    Column("source", Text, nullable=False),
+    Column("title", Text, nullable=False, default=""),
+    Column("format", String(16), nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("size_bytes", Integer, nullable=False, default=0),
+    Column("n_chunks", Integer, nullable=False, default=0),
+    Column("meta", JSON, nullable=False, default=dict),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+chunks = Table(
+    "chunks",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column(
+        "document_id",
+        String(255),
+        ForeignKey("documents.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("seq", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("title", Text, nullable=False, default=""),
+    Column("start_char", Integer, nullable=False),
+    Column("end_char", Integer, nullable=False),
+    Column("n_tokens", Integer, nullable=False),
+    Index("ix_chunks_document_seq", "document_id", "seq"),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("version", String(64), primary_key=True),
+    # What to load: a registered embedder name or a model directory.
+    Column("model_ref", Text, nullable=False),
+    Column("parent", String(64), nullable=True),
+    Column("dimension", Integer, nullable=False),
+    Column("max_seq_length", Integer, nullable=False),
+    Column("collection", String(128), nullable=False, unique=True),
+    # candidate | active | retired | rejected | failed
+    Column("status", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("info", JSON, nullable=False, default=dict),
+)
+
+# The one row (id=1) that says which model version serves queries.
+active_pointer = Table(
+    "active_pointer",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", String(64), ForeignKey("model_versions.version"), nullable=False),
+    Column("changed_at", Float, nullable=False),
+)
+
+# Outbox for vector writes: ids are journaled before Chroma is touched and cleared after the
+# catalog commit, so a crash in between is repaired by deleting journaled ids the catalog lacks.
+vector_journal = Table(
+    "vector_journal",
+    metadata,
+    Column("collection", String(128), primary_key=True),
+    Column("chunk_id", String(64), primary_key=True),
+)

@@ -1,0 +1,106 @@
+"""Settings, read from ``RAGLOOP_*`` environment variables and validated at start-up.
+
+Build one ``Settings`` in the CLI command or ``create_app`` and pass it down; nothing reads the
+environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ragloop.core.errors import ConfigError
+
+DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    """Every knob of ragloop; each field maps to ``RAGLOOP_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGLOOP_", extra="ignore")
+
+    data_dir: Path = Field(Path("./ragloop-data"), description="Catalog, Chroma and models.")
+    catalog_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite:///<data_dir>/catalog.sqlite."
+    )
+    chroma_url: str | None = Field(
+        None, description="http(s)://host:port of a Chroma server; default embedded Chroma."
+    )
+    embedder: str = Field(
+        DEFAULT_EMBEDDER,
+        description="Base embedding model: a registered name or a local model directory.",
+    )
+    device: str = Field("cpu", description="torch device for the embedder.")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: bf16 autocast when the CPU has native bf16 matmul."
+    )
+    embed_batch_size: int = Field(32, ge=1, le=4096)
+    chunk_tokens: int = Field(256, ge=16, le=8192, description="Target chunk size in tokens.")
+    chunk_overlap: int = Field(32, ge=0, le=4096, description="Overlap between chunks, tokens.")
+    max_file_mb: float = Field(50.0, gt=0, description="Files larger than this are skipped.")
+    hnsw_ef_search: int = Field(128, ge=10, le=4096)
+    hnsw_ef_construction: int = Field(200, ge=10, le=4096)
+    hnsw_max_neighbors: int = Field(32, ge=4, le=512)
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _check_chroma_url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://, e.g. http://localhost:8001")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_overlap(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
+                f"chunk_tokens ({self.chunk_tokens})"
+            )
+        return self
+
+    @property
+    def resolved_catalog_url(self) -> str:
+        """The catalog URL, defaulting to SQLite inside the data dir."""
+        if self.catalog_url:
+            return self.catalog_url
+        return f"sqlite:///{(self.data_dir / 'catalog.sqlite').resolve()}"
+
+    @property
+    def chroma_path(self) -> Path:
+        """Where embedded Chroma keeps its files."""
+        return self.data_dir / "chroma"
+
+    @property
+    def models_dir(self) -> Path:
+        """Where fine-tuned model versions are written."""
+        return self.data_dir / "models"
+
+    @property
+    def max_file_bytes(self) -> int:
+        """The per-file size limit in bytes."""
+        return int(self.max_file_mb * 1024 * 1024)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment plus explicit overrides (CLI flags).
+
+    Validation errors become one ``ConfigError`` whose message names each bad variable, so the
+    CLI and the server fail at start-up with a readable line rather than a pydantic dump.
+    """
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**clean)  # type: ignore[arg-type]
+    except ValueError as exc:
+        errors = getattr(exc, "errors", lambda: [])()
+        if errors:
+            parts = [
+                f"RAGLOOP_{'_'.join(str(p) for p in e['loc']).upper() or 'SETTINGS'}: {e['msg']}"
+                for e in errors
+            ]
+            raise ConfigError("invalid settings: " + "; ".join(parts)) from None
+        raise ConfigError(f"invalid settings: {exc}") from None

@@ -1,0 +1,1 @@
+"""Ingest: loaders -> cleaning -> token-aware chunking -> catalog + embeddings."""

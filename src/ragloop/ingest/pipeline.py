@@ -1,0 +1,277 @@
+"""The ingest pipeline: discover -> load -> chunk -> embed (length-sorted) -> store.
+
+Crash safety: chunk ids are journaled before Chroma is written, the catalog commit of a group
+of documents is one transaction, and leftovers are repaired on the next run (a journaled id
+the catalog lacks loses its vector). So after any failure a document has all its chunks and
+vectors or none, and re-running the same command finishes the work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragloop.core.catalog import Catalog
+from ragloop.core.records import ChunkRecord, DocumentRecord
+from ragloop.core.runtime import ActiveIndex, Runtime
+from ragloop.core.store import VectorStore
+from ragloop.ingest.chunking import Chunker, ChunkerConfig
+from ragloop.ingest.loaders import LoadedDocument, LoadFailure, discover, load_file
+
+# (stage, done, total): stages are "scan" (files) and "embed" (chunks).
+ProgressFn = Callable[[str, int, int], None]
+
+# Documents are committed in groups of about this many new chunks: big enough to batch the
+# embedder well, small enough that a crash loses little work.
+GROUP_CHUNKS = 512
+
+
+@dataclass
+class IngestReport:
+    """What an ingest run did."""
+
+    documents_seen: int = 0
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    chunks_deleted: int = 0
+    repaired_vectors: int = 0
+    seconds: float = 0.0
+    model_version: str = ""
+
+    @property
+    def chunks_per_second(self) -> float:
+        """Embedded chunks per wall-clock second."""
+        return self.chunks_embedded / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary."""
+        out = asdict(self)
+        out["failed_count"] = len(self.failed)
+        out["chunks_per_second"] = round(self.chunks_per_second, 2)
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+
+def content_hash(doc: LoadedDocument, chunker_signature: str) -> str:
+    """Hash of everything that decides a document's chunks and vectors."""
+    h = hashlib.sha256()
+    for part in (chunker_signature, doc.format, doc.title, doc.source, doc.text):
+        h.update(part.encode())
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def repair_vectors(catalog: Catalog, store: VectorStore) -> int:
+    """Finish what a crashed run left: delete journaled vectors the catalog does not have."""
+    repaired = 0
+    for collection, ids in catalog.journal_pending().items():
+        orphans = catalog.missing_chunks(ids)
+        store.delete(collection, orphans)
+        repaired += len(orphans)
+        catalog.journal_clear(collection, ids)
+    return repaired
+
+
+def embed_sorted(
+    index: ActiveIndex,
+    chunks: Sequence[ChunkRecord],
+    batch_size: int,
+    on_batch: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Embed chunks in batches of similar token length (less padding), in input order."""
+    order = sorted(range(len(chunks)), key=lambda i: chunks[i].n_tokens)
+    out = np.zeros((len(chunks), index.embedder.dimension), dtype=np.float32)
+    for i in range(0, len(order), batch_size):
+        idx = order[i : i + batch_size]
+        out[idx] = index.embedder.embed_documents([chunks[j].embedding_input for j in idx])
+        if on_batch:
+            on_batch(len(idx))
+    return out
+
+
+@dataclass
+class _Pending:
+    doc: DocumentRecord
+    chunks: list[ChunkRecord]
+    new: list[ChunkRecord]
+    is_update: bool
+
+
+class Ingestor:
+    """Runs ingest for one runtime; the caller holds the data dir's writer lock."""
+
+    def __init__(self, runtime: Runtime, progress: ProgressFn | None = None) -> None:
+        self.rt = runtime
+        self.progress = progress or (lambda stage, done, total: None)
+        self.index = runtime.active_index()
+        s = runtime.settings
+        self.chunker = Chunker(self.index.embedder, ChunkerConfig(s.chunk_tokens, s.chunk_overlap))
+
+    def ingest(
+        self,
+        paths: Sequence[Path],
+        include: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        prune: bool = False,
+    ) -> IngestReport:
+        """Ingest files and directories; ``prune`` removes documents whose files are gone."""
+        started = time.perf_counter()
+        report = IngestReport(model_version=self.index.version.version)
+        report.repaired_vectors = repair_vectors(self.rt.catalog, self.rt.store)
+        files, missing = discover(paths, include, exclude)
+        report.failed += [_failure(f) for f in missing]
+        pending, seen, protected = self._scan(files, report)
+        self._commit(pending, report)
+        if prune:
+            self._prune(paths, seen, protected, report)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _scan(
+        self, files: Sequence[Path], report: IngestReport
+    ) -> tuple[list[_Pending], set[str], set[str]]:
+        catalog, settings = self.rt.catalog, self.rt.settings
+        pending: list[_Pending] = []
+        seen: set[str] = set()
+        failed_paths: set[str] = set()
+        for n, path in enumerate(files, start=1):
+            loaded = list(load_file(path, settings.max_file_bytes))
+            docs = [d for d in loaded if isinstance(d, LoadedDocument)]
+            for f in loaded:
+                if isinstance(f, LoadFailure):
+                    report.failed.append(_failure(f))
+                    # Any failure inside a file protects all its documents from --prune.
+                    failed_paths.add(str(path.resolve()))
+            existing = catalog.documents_by_ids([d.id for d in docs])
+            changed: list[tuple[LoadedDocument, str]] = []
+            for doc in docs:
+                report.documents_seen += 1
+                if doc.id in seen:
+                    report.failed.append(
+                        {"name": doc.source, "reason": f"duplicate document id {doc.id!r}"}
+                    )
+                    continue
+                old = existing.get(doc.id)
+                if old is not None and old.path != doc.path:
+                    report.failed.append(
+                        {
+                            "name": doc.source,
+                            "reason": f"document id {doc.id!r} already belongs to {old.path}",
+                        }
+                    )
+                    continue
+                seen.add(doc.id)
+                digest = content_hash(doc, self.chunker.signature)
+                if old is not None and old.content_hash == digest:
+                    report.unchanged += 1
+                else:
+                    changed.append((doc, digest))
+            old_ids = catalog.chunk_ids_of([d.id for d, _ in changed])
+            for doc, digest in changed:
+                chunks = self.chunker.split(doc.id, doc.title, doc.text, doc.format)
+                record = DocumentRecord(
+                    id=doc.id,
+                    path=doc.path,
+                    source=doc.source,
+                    title=doc.title,
+                    format=doc.format,
+                    content_hash=digest,
+                    size_bytes=doc.size_bytes,
+                    n_chunks=len(chunks),
+                    meta=doc.meta,
+                )
+                have = old_ids.get(doc.id, set())
+                new = [c for c in chunks if c.id not in have]
+                pending.append(_Pending(record, chunks, new, doc.id in existing))
+            self.progress("scan", n, len(files))
+        return pending, seen, failed_paths
+
+    def _commit(self, pending: list[_Pending], report: IngestReport) -> None:
+        total = sum(len(p.new) for p in pending)
+        done = 0
+        self.progress("embed", 0, total)
+        group: list[_Pending] = []
+        size = 0
+        for item in pending:
+            group.append(item)
+            size += len(item.new)
+            if size >= GROUP_CHUNKS:
+                done = self._commit_group(group, report, done, total)
+                group, size = [], 0
+        if group:
+            self._commit_group(group, report, done, total)
+
+    def _commit_group(
+        self, group: list[_Pending], report: IngestReport, done: int, total: int
+    ) -> int:
+        catalog, store = self.rt.catalog, self.rt.store
+        coll = self.index.collection
+        new = [c for item in group for c in item.new]
+        catalog.journal_vectors(coll, [c.id for c in new])
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            self.progress("embed", done, total)
+
+        if new:
+            vectors = embed_sorted(self.index, new, self.rt.settings.embed_batch_size, tick)
+            sources = {item.doc.id: item.doc.source for item in group}
+            store.upsert(
+                coll,
+                [c.id for c in new],
+                vectors,
+                [{"document_id": c.document_id, "source": sources[c.document_id]} for c in new],
+            )
+        removed = catalog.save_documents([(i.doc, i.chunks) for i in group], coll)
+        store.delete(coll, removed)
+        catalog.journal_clear(coll, [c.id for c in new] + removed)
+        for item in group:
+            if item.is_update:
+                report.updated += 1
+            else:
+                report.added += 1
+            report.chunks_reused += len(item.chunks) - len(item.new)
+        report.chunks_embedded += len(new)
+        report.chunks_deleted += len(removed)
+        return done
+
+    def _prune(
+        self, paths: Sequence[Path], seen: set[str], protected: set[str], report: IngestReport
+    ) -> None:
+        gone: list[str] = []
+        for root in paths:
+            for doc_id, doc in self.rt.catalog.documents_under(str(root.resolve())).items():
+                if doc_id not in seen and doc.path not in protected:
+                    gone.append(doc_id)
+        gone = sorted(set(gone))
+        if gone:
+            removed = self.rt.catalog.delete_documents(gone, self.index.collection)
+            self.rt.store.delete(self.index.collection, removed)
+            self.rt.catalog.journal_clear(self.index.collection, removed)
+            report.removed += len(gone)
+            report.chunks_deleted += len(removed)
+
+
+def delete_documents(runtime: Runtime, document_ids: Sequence[str]) -> int:
+    """Delete documents with their chunks and vectors; returns how many chunks went."""
+    index = runtime.active_index()
+    removed = runtime.catalog.delete_documents(document_ids, index.collection)
+    runtime.store.delete(index.collection, removed)
+    runtime.catalog.journal_clear(index.collection, removed)
+    return len(removed)
+
+
+def _failure(f: LoadFailure) -> dict[str, str]:
+    return {"name": f.name, "reason": f.reason}
