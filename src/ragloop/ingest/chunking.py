@@ -13,21 +13,22 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
+from langchain_text_splitters import RecursiveCharacterTextSplitter
 
 from ragloop.core.embedders import Embedder
 from ragloop.core.records import ChunkRecord, embedding_input
 
 # Bump when chunking changes in a way that must re-chunk existing documents.
-CHUNKER_VERSION = 1
+CHUNKER_VERSION = 2
 
-_SEPARATORS = {
-    "markdown": RecursiveCharacterTextSplitter.get_separators_for_language(Language.MARKDOWN),
-    "rst": RecursiveCharacterTextSplitter.get_separators_for_language(Language.RST),
-}
-_SEPARATORS["html"] = _SEPARATORS["markdown"]
-_SEPARATORS["docx"] = _SEPARATORS["markdown"]
-_DEFAULT_SEPARATORS = ["\n\n", "\n", ". ", "? ", "! ", "; ", ", ", " ", ""]
+# Separators are regexes, tried in order. Zero-width lookarounds keep a heading at the start of
+# the chunk it opens (and an RST title with its underline) and a sentence's full stop with its
+# sentence; the captured whitespace is stripped.
+_SENTENCE = [r"(?<=[.!?])\s", r"(?<=[;:,])\s"]
+_MARKDOWN = [r"\n(?=#{1,6} )", r"\n(?=```)", r"\n\n", r"\n", *_SENTENCE, " ", ""]
+_RST = [r"\n(?=[^\n]+\n[=\-~^\"'`#*+]{3,}\n)", r"\n\n", r"\n", *_SENTENCE, " ", ""]
+_DEFAULT_SEPARATORS = [r"\n\n", r"\n", *_SENTENCE, " ", ""]
+_SEPARATORS = {"markdown": _MARKDOWN, "html": _MARKDOWN, "docx": _MARKDOWN, "rst": _RST}
 
 
 def chunk_id(document_id: str, title: str, text: str, occurrence: int) -> str:
@@ -93,7 +94,8 @@ class Chunker:
                 chunk_size=size,
                 chunk_overlap=overlap,
                 length_function=self._tokens,
-                keep_separator=True,
+                keep_separator="start",  # a heading opens the chunk it starts
+                is_separator_regex=True,
                 strip_whitespace=True,
             )
             pieces = _locate(text, splitter.split_text(text))
@@ -140,11 +142,15 @@ def _split_point(text: str) -> int:
 def _locate(text: str, chunks: Sequence[str]) -> list[tuple[int, str]]:
     """Start offset of each chunk; chunks are verbatim, overlapping, and in document order."""
     out: list[tuple[int, str]] = []
-    cursor = 0
+    prev_start, prev_end = -1, 0
     for chunk in chunks:
-        pos = text.find(chunk, cursor)
+        # The true place starts after the previous chunk's start and adds text past its end;
+        # that tells it apart from an earlier repeat of the same text.
+        pos = first = text.find(chunk, prev_start + 1)
+        while pos >= 0 and pos + len(chunk) <= prev_end:
+            pos = text.find(chunk, pos + 1)
         if pos < 0:
-            pos = text.find(chunk)
-        out.append((max(pos, 0), chunk))
-        cursor = max(pos, 0) + 1
+            pos = first if first >= 0 else max(text.find(chunk), 0)
+        out.append((pos, chunk))
+        prev_start, prev_end = pos, max(prev_end, pos + len(chunk))
     return out

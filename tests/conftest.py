@@ -1,0 +1,49 @@
+"""Shared fixtures: settings in a temp data dir, runtimes with the fake or the real model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ragloop.core.runtime import Runtime, open_runtime
+from ragloop.core.settings import Settings
+from tests.fakes import DEFAULT_VOCAB, KeywordEmbedder, fake_registry
+
+
+@pytest.fixture(autouse=True)
+def _no_ragloop_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Tests build their own settings; a developer's RAGLOOP_* variables must not leak in.
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("RAGLOOP_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def fake_embedder() -> KeywordEmbedder:
+    return KeywordEmbedder(DEFAULT_VOCAB)
+
+
+@pytest.fixture
+def fake_settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", embedder="fake-keyword", chunk_tokens=24,
+                    chunk_overlap=4)
+
+
+@pytest.fixture
+def fake_runtime(fake_settings: Settings, fake_embedder: KeywordEmbedder) -> Iterator[Runtime]:
+    rt = open_runtime(fake_settings, registry=fake_registry(fake_embedder))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture(scope="session")
+def real_embedder():  # type: ignore[no-untyped-def]
+    """The bundled all-MiniLM-L6-v2, loaded once per test session."""
+    from ragloop.core.embedders import EmbedderOptions, default_registry
+
+    return default_registry().load("all-MiniLM-L6-v2", EmbedderOptions())

@@ -1,0 +1,115 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from ragloop.ingest.loaders import LoadedDocument, LoadFailure, discover, load_file
+from tests.ingest.samples import make_pdf, write_corpus
+
+MB = 1024 * 1024
+
+
+def _docs(path: Path, limit: int = 50 * MB) -> list[LoadedDocument | LoadFailure]:
+    return list(load_file(path, limit))
+
+
+def test_every_format_loads_with_title_and_text(tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "c")
+    got = {p.name: _docs(p) for p in sorted(root.iterdir())}
+    assert all(all(isinstance(d, LoadedDocument) for d in docs) for docs in got.values()), got
+    by_name = {name: docs[0] for name, docs in got.items() if len(docs) == 1}
+    assert by_name["scurvy.md"].title == "Scurvy"
+    assert "## Cause" in by_name["scurvy.md"].text
+    assert by_name["reef.rst"].title == "Coral reefs"
+    assert by_name["bread.html"].title == "Bread"
+    assert "var x" not in by_name["bread.html"].text
+    assert "# Baking bread" in by_name["bread.html"].text
+    assert "rail line" in by_name["rail.pdf"].text
+    assert by_name["rail.pdf"].title == "Rail"
+    assert by_name["fruit.docx"].title == "Fruit"
+    assert "# Apples" in by_name["fruit.docx"].text
+    beir = got["corpus.jsonl"]
+    assert [d.id for d in beir] == ["w1", "p1"]  # type: ignore[union-attr]
+    assert beir[0].title == "Whales"  # type: ignore[union-attr]
+    # file documents get stable ids from their absolute path
+    assert by_name["volcano.txt"].id == _docs(root / "volcano.txt")[0].id  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("empty.txt", b"", "empty file"),
+        ("blank.md", b"   \n\n", "empty file"),
+        ("binary.txt", b"abc\x00\x01\x02def", "binary"),
+        ("latin1.txt", "caf\u00e9 cr\u00e8me".encode("latin-1"), "not valid UTF-8"),
+        ("fake.pdf", b"hello, not a pdf", "not a PDF"),
+        ("broken.docx", b"PK\x03\x04 not really a zip", "corrupt .docx"),
+        ("data.xyz", b"whatever", "unsupported file type '.xyz'"),
+    ],
+)
+def test_bad_files_are_reported_by_name(tmp_path: Path, name: str, content: bytes, reason: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    [failure] = _docs(path)
+    assert isinstance(failure, LoadFailure)
+    assert failure.name == str(path)
+    assert reason in failure.reason
+    assert "\n" not in failure.reason
+
+
+def test_truncated_pdf_is_reported_not_crashed_on(tmp_path: Path) -> None:
+    good = make_pdf(tmp_path / "good.pdf", ["Some text " * 50] * 5)
+    data = good.read_bytes()
+    bad = tmp_path / "truncated.pdf"
+    bad.write_bytes(data[: len(data) // 3])
+    [result] = _docs(bad)
+    assert isinstance(result, LoadFailure)
+    assert "PDF" in result.reason
+
+
+def test_oversize_file_is_skipped_with_the_limit_named(tmp_path: Path) -> None:
+    path = tmp_path / "big.txt"
+    path.write_text("word " * 1000)
+    [failure] = _docs(path, limit=1000)
+    assert isinstance(failure, LoadFailure)
+    assert "RAGLOOP_MAX_FILE_MB" in failure.reason
+
+
+def test_beir_bad_lines_fail_alone(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    path.write_text(
+        "\n".join(
+            [
+                json.dumps({"_id": "1", "title": "", "text": "fine"}),
+                "{not json",
+                json.dumps({"title": "no id", "text": "x"}),
+                json.dumps({"_id": "4", "text": ""}),
+                json.dumps({"_id": "5", "text": "also fine"}),
+            ]
+        )
+    )
+    out = _docs(path)
+    assert [d.id for d in out if isinstance(d, LoadedDocument)] == ["1", "5"]
+    failures = [d for d in out if isinstance(d, LoadFailure)]
+    assert [f.name for f in failures] == ["corpus.jsonl:2", "corpus.jsonl:3", "corpus.jsonl:4 (_id 4)"]
+
+
+def test_beir_json_array(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.json"
+    path.write_text(json.dumps([{"_id": "a", "text": "one"}, {"_id": "b", "text": "two"}]))
+    assert [d.id for d in _docs(path)] == ["a", "b"]  # type: ignore[union-attr]
+
+
+def test_discover_recurses_filters_and_reports_missing(tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "c")
+    (root / "sub").mkdir()
+    (root / "sub" / "deep.md").write_text("# Deep\n\ntext")
+    (root / ".git").mkdir()
+    (root / ".git" / "x.md").write_text("# hidden")
+    (root / "notes.xyz").write_text("not ours")
+    files, missing = discover([root, tmp_path / "nope"])
+    names = {p.name for p in files}
+    assert "deep.md" in names and "x.md" not in names and "notes.xyz" not in names
+    assert [m.reason for m in missing] == ["no such file or directory"]
+    md_only, _ = discover([root], include=["*.md"], exclude=["sub/*"])
+    assert {p.name for p in md_only} == {"scurvy.md"}
