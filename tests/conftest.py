@@ -30,8 +30,9 @@ def fake_embedder() -> KeywordEmbedder:
 
 @pytest.fixture
 def fake_settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", embedder="fake-keyword", chunk_tokens=24,
-                    chunk_overlap=4)
+    return Settings(
+        data_dir=tmp_path / "data", embedder="fake-keyword", chunk_tokens=24, chunk_overlap=4
+    )
 
 
 @pytest.fixture

@@ -29,11 +29,16 @@ def test_wal_mode(catalog: Catalog) -> None:
 
 def test_save_replaces_exactly_a_documents_chunks(catalog: Catalog) -> None:
     removed = catalog.save_documents(
-        [(_doc("d1"), [_chunk("a", "d1"), _chunk("b", "d1", 1)]), (_doc("d2"), [_chunk("z", "d2")])],
+        [
+            (_doc("d1"), [_chunk("a", "d1"), _chunk("b", "d1", 1)]),
+            (_doc("d2"), [_chunk("z", "d2")]),
+        ],
         "coll",
     )
     assert removed == []
-    removed = catalog.save_documents([(_doc("d1", digest="h2"), [_chunk("b", "d1"), _chunk("c", "d1", 1)])], "coll")
+    removed = catalog.save_documents(
+        [(_doc("d1", digest="h2"), [_chunk("b", "d1"), _chunk("c", "d1", 1)])], "coll"
+    )
     assert removed == ["a"]
     assert [c.id for c in catalog.chunks_of("d1")] == ["b", "c"]
     assert catalog.chunks_of("d1")[0].seq == 0  # a kept chunk takes its new position

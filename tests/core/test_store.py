@@ -22,7 +22,12 @@ def test_collection_name_is_chroma_safe() -> None:
 
 def test_upsert_query_delete_with_cosine_scores(store: ChromaStore) -> None:
     vecs = _unit(np.array([[1, 0, 0], [0.8, 0.6, 0], [0, 0, 1]], dtype=np.float32))
-    store.upsert("col1", ["a", "b", "c"], vecs, [{"document_id": "d1"}, {"document_id": "d2"}, {"document_id": "d1"}])
+    store.upsert(
+        "col1",
+        ["a", "b", "c"],
+        vecs,
+        [{"document_id": "d1"}, {"document_id": "d2"}, {"document_id": "d1"}],
+    )
     hits = store.query("col1", np.array([1, 0, 0], dtype=np.float32), 2)
     assert [h[0] for h in hits] == ["a", "b"]
     assert hits[0][1] == pytest.approx(1.0, abs=1e-5)

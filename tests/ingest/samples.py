@@ -41,13 +41,19 @@ def write_corpus(root: Path) -> Path:
         "## Cause\n\nA lack of vitamin C causes scurvy; citrus fruit prevents it.\n"
     )
     (root / "volcano.txt").write_text("A volcano erupts lava. Magma rises from below the crust.\n")
-    (root / "reef.rst").write_text("Coral reefs\n===========\n\nCoral reef systems shelter ocean life.\n")
+    (root / "reef.rst").write_text(
+        "Coral reefs\n===========\n\nCoral reef systems shelter ocean life.\n"
+    )
     (root / "bread.html").write_text(
         "<html><head><title>Bread</title><script>var x=1;</script></head><body>"
         "<h1>Baking bread</h1><p>Bread needs flour and yeast.</p></body></html>"
     )
     make_pdf(root / "rail.pdf", ["The train runs on rail.", "A rail line links two towns."], "Rail")
-    make_docx(root / "fruit.docx", "Fruit", {"Apples": "An apple a day.", "Citrus": "An orange is citrus."})
+    make_docx(
+        root / "fruit.docx",
+        "Fruit",
+        {"Apples": "An apple a day.", "Citrus": "An orange is citrus."},
+    )
     with (root / "corpus.jsonl").open("w") as fh:
         for doc in [
             {"_id": "w1", "title": "Whales", "text": "A whale is an ocean animal."},

@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -61,7 +63,7 @@ def test_overlap_repeats_text_between_neighbours() -> None:
     text = " ".join(f"w{i}" for i in range(200))
     chunks = _chunker(size=20, overlap=5).split("d", "", text, "text")
     assert len(chunks) > 5
-    for left, right in zip(chunks, chunks[1:], strict=False):
+    for left, right in itertools.pairwise(chunks):
         assert right.start_char < left.end_char  # they overlap
 
 

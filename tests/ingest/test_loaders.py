@@ -47,7 +47,9 @@ def test_every_format_loads_with_title_and_text(tmp_path: Path) -> None:
         ("data.xyz", b"whatever", "unsupported file type '.xyz'"),
     ],
 )
-def test_bad_files_are_reported_by_name(tmp_path: Path, name: str, content: bytes, reason: str) -> None:
+def test_bad_files_are_reported_by_name(
+    tmp_path: Path, name: str, content: bytes, reason: str
+) -> None:
     path = tmp_path / name
     path.write_bytes(content)
     [failure] = _docs(path)
@@ -91,7 +93,11 @@ def test_beir_bad_lines_fail_alone(tmp_path: Path) -> None:
     out = _docs(path)
     assert [d.id for d in out if isinstance(d, LoadedDocument)] == ["1", "5"]
     failures = [d for d in out if isinstance(d, LoadFailure)]
-    assert [f.name for f in failures] == ["corpus.jsonl:2", "corpus.jsonl:3", "corpus.jsonl:4 (_id 4)"]
+    assert [f.name for f in failures] == [
+        "corpus.jsonl:2",
+        "corpus.jsonl:3",
+        "corpus.jsonl:4 (_id 4)",
+    ]
 
 
 def test_beir_json_array(tmp_path: Path) -> None:

@@ -44,13 +44,23 @@ def test_changed_document_replaces_exactly_its_own_chunks(
     (root / "a.md").write_text("\n\n".join(paragraphs))
     (root / "b.md").write_text("scurvy vitamin citrus")
     Ingestor(fake_runtime).ingest([root])
-    before = {d.id: {c.id for c in fake_runtime.catalog.chunks_of(d.id)} for d in fake_runtime.catalog.list_documents()}
+    before = {
+        d.id: {c.id for c in fake_runtime.catalog.chunks_of(d.id)}
+        for d in fake_runtime.catalog.list_documents()
+    }
     paragraphs[2] = " ".join(["magma"] * 20)
     (root / "a.md").write_text("\n\n".join(paragraphs))
     report = Ingestor(fake_runtime).ingest([root])
     assert (report.updated, report.unchanged) == (1, 1)
-    after = {d.id: {c.id for c in fake_runtime.catalog.chunks_of(d.id)} for d in fake_runtime.catalog.list_documents()}
-    a_id = next(i for i, d in ((d.id, d) for d in fake_runtime.catalog.list_documents()) if d.source.endswith("a.md"))
+    after = {
+        d.id: {c.id for c in fake_runtime.catalog.chunks_of(d.id)}
+        for d in fake_runtime.catalog.list_documents()
+    }
+    a_id = next(
+        i
+        for i, d in ((d.id, d) for d in fake_runtime.catalog.list_documents())
+        if d.source.endswith("a.md")
+    )
     b_id = next(i for i in after if i != a_id)
     assert after[b_id] == before[b_id]
     assert report.chunks_embedded == len(after[a_id] - before[a_id]) >= 1
@@ -100,12 +110,18 @@ def test_bad_files_are_skipped_and_the_batch_goes_on(tmp_path: Path, fake_runtim
     (root / "bin.txt").write_bytes(b"\x00\x01\x02")
     report = Ingestor(fake_runtime).ingest([root, tmp_path / "missing.md"])
     assert report.added == 8
-    assert sorted(Path(f["name"]).name for f in report.failed) == ["bin.txt", "empty.txt", "missing.md"]
+    assert sorted(Path(f["name"]).name for f in report.failed) == [
+        "bin.txt",
+        "empty.txt",
+        "missing.md",
+    ]
 
 
 def test_duplicate_and_foreign_ids_are_refused(tmp_path: Path, fake_runtime: Runtime) -> None:
     a = tmp_path / "a.jsonl"
-    a.write_text(json.dumps({"_id": "1", "text": "whale"}) + "\n" + json.dumps({"_id": "1", "text": "coral"}))
+    a.write_text(
+        json.dumps({"_id": "1", "text": "whale"}) + "\n" + json.dumps({"_id": "1", "text": "coral"})
+    )
     report = Ingestor(fake_runtime).ingest([a])
     assert report.added == 1 and "duplicate document id" in report.failed[0]["reason"]
     b = tmp_path / "b.jsonl"

@@ -129,7 +129,9 @@ class Catalog:
         """A document's chunks in order."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                select(t.chunks).where(t.chunks.c.document_id == document_id).order_by(t.chunks.c.seq)
+                select(t.chunks)
+                .where(t.chunks.c.document_id == document_id)
+                .order_by(t.chunks.c.seq)
             ).all()
         return [_chunk(r) for r in rows]
 
@@ -139,7 +141,10 @@ class Catalog:
         while True:
             with self.engine.connect() as conn:
                 rows = conn.execute(
-                    select(t.chunks).where(t.chunks.c.id > last).order_by(t.chunks.c.id).limit(batch_size)
+                    select(t.chunks)
+                    .where(t.chunks.c.id > last)
+                    .order_by(t.chunks.c.id)
+                    .limit(batch_size)
                 ).all()
             if not rows:
                 return
@@ -167,9 +172,12 @@ class Catalog:
                 new_ids = {c.id for c in doc_chunks}
                 gone = sorted(old - new_ids)
                 values = _doc_values(doc) | {"n_chunks": len(doc_chunks), "updated_at": now}
-                if conn.execute(
-                    update(t.documents).where(t.documents.c.id == doc.id).values(**values)
-                ).rowcount == 0:
+                if (
+                    conn.execute(
+                        update(t.documents).where(t.documents.c.id == doc.id).values(**values)
+                    ).rowcount
+                    == 0
+                ):
                     conn.execute(insert(t.documents).values(**values, created_at=now))
                 for part in _slices(gone):
                     conn.execute(delete(t.chunks).where(t.chunks.c.id.in_(part)))
@@ -222,7 +230,9 @@ class Catalog:
         """Journaled ids by collection, each either committed or to be deleted."""
         out: dict[str, list[str]] = {}
         with self.engine.connect() as conn:
-            for coll, cid in conn.execute(select(t.vector_journal.c.collection, t.vector_journal.c.chunk_id)):
+            for coll, cid in conn.execute(
+                select(t.vector_journal.c.collection, t.vector_journal.c.chunk_id)
+            ):
                 out.setdefault(coll, []).append(cid)
         return out
 
@@ -284,7 +294,9 @@ class Catalog:
     def list_versions(self) -> list[ModelVersion]:
         """All model versions, oldest first."""
         with self.engine.connect() as conn:
-            rows = conn.execute(select(t.model_versions).order_by(t.model_versions.c.created_at)).all()
+            rows = conn.execute(
+                select(t.model_versions).order_by(t.model_versions.c.created_at)
+            ).all()
         return [_mv(r) for r in rows]
 
     def active_version(self) -> ModelVersion | None:
@@ -313,9 +325,12 @@ class Catalog:
                 .where(t.model_versions.c.version == version)
                 .values(status="active")
             )
-            if conn.execute(
-                update(t.active_pointer).values(version=version, changed_at=now)
-            ).rowcount == 0:
+            if (
+                conn.execute(
+                    update(t.active_pointer).values(version=version, changed_at=now)
+                ).rowcount
+                == 0
+            ):
                 conn.execute(insert(t.active_pointer).values(id=1, version=version, changed_at=now))
 
     # ---- helpers --------------------------------------------------------------------------
@@ -342,7 +357,9 @@ class Catalog:
                 )
             }
         rows = [
-            {"collection": collection, "chunk_id": c} for c in dict.fromkeys(chunk_ids) if c not in existing
+            {"collection": collection, "chunk_id": c}
+            for c in dict.fromkeys(chunk_ids)
+            if c not in existing
         ]
         if rows:
             conn.execute(insert(t.vector_journal), rows)

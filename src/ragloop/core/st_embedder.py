@@ -87,7 +87,7 @@ class SentenceTransformerEmbedder(Embedder):
         self.model_id = model_id or str(path)
         self.path = path
         self.dimension = int(self.model.get_embedding_dimension() or 0)
-        self.max_seq_length = int(self.model.max_seq_length)
+        self.max_seq_length = int(self.model.max_seq_length or 512)
         self.tokenizer: Any = self.model.tokenizer
         probe = self.tokenizer("a")["input_ids"]
         self.special_tokens = len(probe) - len(self.tokenizer.tokenize("a"))

@@ -35,7 +35,9 @@ out = Console()
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Data directory (overrides RAGLOOP_DATA_DIR).", show_default=False),
+    typer.Option(
+        "--data-dir", help="Data directory (overrides RAGLOOP_DATA_DIR).", show_default=False
+    ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -172,14 +174,18 @@ def query(
         for i, h in enumerate(hits, start=1)
     ]
     if as_json:
-        emit_json({"question": question, "model_version": index.version.version, "results": results})
+        emit_json(
+            {"question": question, "model_version": index.version.version, "results": results}
+        )
         return
     if not results:
         out.print("no results: ingest documents first (ragloop ingest PATH)")
         return
     for r in results:
-        out.print(f"[bold]{r['rank']}. {r['title']}[/bold]  score {r['score']:.3f}  ({r['source']})")
-        text = r["text"].replace("\n", " ")
+        out.print(
+            f"[bold]{r['rank']}. {r['title']}[/bold]  score {r['score']:.3f}  ({r['source']})"
+        )
+        text = str(r["text"]).replace("\n", " ")
         out.print(f"   {text[:300]}{'…' if len(text) > 300 else ''}", highlight=False)
 
 

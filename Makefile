@@ -1,0 +1,37 @@
+# ragloop developer commands. A fresh machine needs only `make demo` and `make test`.
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint fix clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Create .venv: torch==2.13.0 (CPU) first, then ragloop[dev]
+
+$(STAMP): pyproject.toml scripts/install.sh
+	bash scripts/install.sh $(VENV) dev
+	@touch $(STAMP)
+
+demo: install ## Ingest docs/ into ./ragloop-data and run a sample query (offline)
+	$(BIN)/ragloop ingest docs --prune
+	$(BIN)/ragloop query "How does ragloop avoid re-embedding unchanged documents?" --k 3
+
+test: lint ## Lint, type-check and run the whole test suite
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+
+fix: install ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests
+
+clean: ## Remove caches (keeps .venv and ragloop-data)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis
