@@ -162,3 +162,30 @@ def status(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
         f"{active.version} ({active.model_ref}, dim {active.dimension})" if active else "none yet",
     )
     out.print(table)
+
+
+@app.command()
+def check(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
+    """Verify that no chunk exceeds the model's token limit and vectors match the catalog."""
+    from ragloop.core.runtime import open_runtime
+    from ragloop.ingest.verify import check_index
+
+    with handled():
+        rt = open_runtime(settings_for(data_dir))
+        try:
+            report = check_index(rt)
+        finally:
+            rt.close()
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        out.print(
+            f"chunks {report.chunks}, vectors {report.vectors}, longest chunk "
+            f"{report.max_tokens}/{report.max_seq_length} tokens, over limit "
+            f"{len(report.over_limit)}, missing vectors {report.missing_vectors}, orphan "
+            f"vectors {report.orphan_vectors}, pending repairs {report.pending_repairs}: "
+            + ("OK" if report.ok else "PROBLEMS FOUND"),
+            highlight=False,
+        )
+    if not report.ok:
+        raise typer.Exit(1)
