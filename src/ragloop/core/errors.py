@@ -16,7 +16,8 @@ Domain code raises these; the HTTP layer maps ``http_status`` to a response and 
     ├── ConflictError (409)                 state forbids it now (a job already running, ...)
     ├── AuthError (401)                     missing or wrong credentials
     │   └── ForbiddenError (403)            credentials fine, action not allowed / not enabled
-    └── StoreError (503)                    the vector store or catalog failed underneath us
+    ├── StoreError (503)                    the vector store or catalog failed underneath us
+    └── GeneratorError (502)                an LLM provider failed; callers degrade to extractive
 """
 
 from __future__ import annotations
@@ -106,3 +107,11 @@ class StoreError(RagloopError):
 
     http_status = 503
     code = "store_unavailable"
+
+
+class GeneratorError(RagloopError):
+    """An LLM provider failed (timeout, rate limit, 5xx, bad key); the service degrades to the
+    extractive answer instead of failing the request."""
+
+    http_status = 502
+    code = "generator_error"

@@ -1,0 +1,1 @@
+"""Answer generators: one interface, a registry, and the built-ins (anthropic, openai, extractive)."""
