@@ -18,7 +18,7 @@ def _no_ragloop_env(monkeypatch: pytest.MonkeyPatch) -> None:
     import os
 
     for key in list(os.environ):
-        if key.startswith("RAGLOOP_"):
+        if key.startswith("RAGLOOP_") or key in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ragloop.core.errors import ConfigError
@@ -20,7 +20,7 @@ DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 class Settings(BaseSettings):
     """Every knob of ragloop; each field maps to ``RAGLOOP_<NAME>``."""
 
-    model_config = SettingsConfigDict(env_prefix="RAGLOOP_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="RAGLOOP_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Field(Path("./ragloop-data"), description="Catalog, Chroma and models.")
     catalog_url: str | None = Field(
@@ -44,6 +44,27 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = Field(128, ge=10, le=4096)
     hnsw_ef_construction: int = Field(200, ge=10, le=4096)
     hnsw_max_neighbors: int = Field(32, ge=4, le=512)
+
+    # --- answering -------------------------------------------------------------------------
+    generator: Literal["auto", "anthropic", "openai", "extractive"] = Field(
+        "auto",
+        description="auto: anthropic if ANTHROPIC_API_KEY, else openai if URL, else extractive.",
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("RAGLOOP_ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY"),
+    )
+    anthropic_model: str = Field("claude-sonnet-5-5", description="Claude model for answers.")
+    anthropic_base_url: str | None = Field(None, description="Override the Anthropic API URL.")
+    openai_base_url: str | None = Field(
+        None, description="OpenAI-compatible server, e.g. http://localhost:11434/v1 (Ollama)."
+    )
+    openai_api_key: SecretStr | None = Field(None)
+    openai_model: str = Field(
+        "llama3.1", description="Model name sent to the OpenAI-compatible server."
+    )
+    generator_timeout_s: float = Field(30.0, gt=0, le=600)
+    max_answer_tokens: int = Field(1024, ge=16, le=32768)
 
     @field_validator("chroma_url")
     @classmethod
