@@ -31,11 +31,24 @@ def test_kill_during_ingest_leaves_a_consistent_store(tmp_path: Path) -> None:
     n_docs = 2500
     with corpus.open("w") as fh:
         for i in range(n_docs):
-            fh.write(json.dumps({"_id": f"d{i}", "title": f"Doc {i}", "text": f"Fact number {i} about cells."}) + "\n")
+            fh.write(
+                json.dumps(
+                    {"_id": f"d{i}", "title": f"Doc {i}", "text": f"Fact number {i} about cells."}
+                )
+                + "\n"
+            )
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAGLOOP_")}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ragloop.service.cli", "ingest", str(corpus), "--data-dir", str(data)],
+        [
+            sys.executable,
+            "-m",
+            "ragloop.service.cli",
+            "ingest",
+            str(corpus),
+            "--data-dir",
+            str(data),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

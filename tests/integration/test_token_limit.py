@@ -20,10 +20,16 @@ def test_stored_chunks_fit_the_model(tmp_path: Path) -> None:
     (root / "nospace.txt").write_text("ab" * 6000)
     (root / "mixed.md").write_text(
         "# Proteins\n\n"
-        + "\n\n".join(f"## Part {i}\n\n" + "Mice lacking the gene showed deficits. " * 60 for i in range(6))
+        + "\n\n".join(
+            f"## Part {i}\n\n" + "Mice lacking the gene showed deficits. " * 60 for i in range(6)
+        )
     )
     (root / "corpus.jsonl").write_text(
-        '{"_id": "1", "title": "' + "Very long title " * 40 + '", "text": "' + "Cells divide. " * 500 + '"}\n'
+        '{"_id": "1", "title": "'
+        + "Very long title " * 40
+        + '", "text": "'
+        + "Cells divide. " * 500
+        + '"}\n'
     )
     rt = open_runtime(Settings(data_dir=tmp_path / "data"))
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -18,9 +19,10 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 metadata = MetaData()
 
@@ -100,4 +102,82 @@ vector_journal = Table(
     metadata,
     Column("collection", String(128), primary_key=True),
     Column("chunk_id", String(64), primary_key=True),
+)
+
+# ---- query service (schema 2) --------------------------------------------------------------
+
+# Every query, with what was retrieved: the raw material of the learning loop.
+queries = Table(
+    "queries",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("created_at", Float, nullable=False, index=True),
+    Column("question", Text, nullable=False),
+    Column("k", Integer, nullable=False),
+    Column("filters", JSON, nullable=False, default=dict),
+    Column("model_version", String(64), nullable=False),
+    Column("generator", String(32), nullable=False),
+    Column("generator_error", Text, nullable=True),
+    Column("answer", Text, nullable=False, default=""),
+    # [[chunk_id, score], ...] best first
+    Column("retrieved", JSON, nullable=False, default=list),
+    Column("top_score", Float, nullable=True),
+    Column("miss", Boolean, nullable=False, default=False, index=True),
+    Column("miss_reasons", JSON, nullable=False, default=list),
+    Column("latency_ms", Float, nullable=False, default=0.0),
+    Column("conversation_id", String(64), nullable=True, index=True),
+    Column("client", String(64), nullable=True),
+)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("query_id", String(32), ForeignKey("queries.id", ondelete="CASCADE"), nullable=False),
+    Column("rating", String(8), nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("relevant_chunk_ids", JSON, nullable=False, default=list),
+    Column("created_at", Float, nullable=False),
+    Index("ix_feedback_query", "query_id"),
+)
+
+# (question, relevant chunk) pairs: from feedback now, pseudo-labels and synthetic later.
+labelled_pairs = Table(
+    "labelled_pairs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("query_id", String(32), nullable=True),
+    Column("question", Text, nullable=False),
+    Column("chunk_id", String(64), nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("question", "chunk_id", "source", name="uq_pair"),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("state", String(16), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("finished_at", Float, nullable=True),
+    Column("progress", Float, nullable=False, default=0.0),
+    Column("message", Text, nullable=False, default=""),
+    Column("params", JSON, nullable=False, default=dict),
+    Column("result", JSON, nullable=False, default=dict),
+    Column("errors", JSON, nullable=False, default=list),
+)
+
+# Client API keys; only a hash of each key is stored.
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("revoked_at", Float, nullable=True),
 )

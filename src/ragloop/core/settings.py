@@ -66,6 +66,22 @@ class Settings(BaseSettings):
     generator_timeout_s: float = Field(30.0, gt=0, le=600)
     max_answer_tokens: int = Field(1024, ge=16, le=32768)
 
+    # --- query service ---------------------------------------------------------------------
+    miss_score_threshold: float = Field(
+        0.40,
+        ge=-1.0,
+        le=1.0,
+        description="A query whose best chunk scores below this is a low_score miss "
+        "(calibrated on SciFact train, see docs/service.md).",
+    )
+    default_k: int = Field(5, ge=1, le=100)
+    max_k: int = Field(50, ge=1, le=100)
+    max_question_chars: int = Field(2000, ge=10, le=100_000)
+    max_upload_files: int = Field(20, ge=1, le=1000)
+    admin_token: SecretStr | None = Field(None, description="Bearer token for /admin routes.")
+    api_keys: str = Field("", description="Comma-separated client API keys (plaintext).")
+    cors_origins: str = Field("", description="Comma-separated allowed origins, or *.")
+
     @field_validator("chroma_url")
     @classmethod
     def _check_chroma_url(cls, value: str | None) -> str | None:
@@ -76,13 +92,30 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @model_validator(mode="after")
-    def _check_overlap(self) -> Settings:
+    def _check_ranges(self) -> Settings:
+        if self.default_k > self.max_k:
+            raise ValueError(f"default_k ({self.default_k}) must not exceed max_k ({self.max_k})")
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError(
                 f"chunk_overlap ({self.chunk_overlap}) must be smaller than "
                 f"chunk_tokens ({self.chunk_tokens})"
             )
         return self
+
+    @property
+    def api_key_list(self) -> tuple[str, ...]:
+        """Client keys from ``RAGLOOP_API_KEYS``."""
+        return tuple(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """Allowed CORS origins."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where uploaded files are kept (they are the documents' source files)."""
+        return self.data_dir / "uploads"
 
     @property
     def resolved_catalog_url(self) -> str:

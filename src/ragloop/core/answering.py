@@ -1,0 +1,215 @@
+"""Answering a question: retrieve -> generate with citations -> detect misses -> log.
+
+The same path serves the native API, its streaming variant and (later) the DocsGPT and OpenAI
+routes. The active index is read once per question, so one answer never mixes two models. A
+provider failure degrades to the extractive generator with ``generator_error`` set.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ragloop.core.errors import GeneratorError, InvalidInputError
+from ragloop.core.generators.base import (
+    AbstainFilter,
+    Context,
+    Generator,
+    Turn,
+    cited_numbers,
+)
+from ragloop.core.querylog import QueryLog, QueryRecord
+from ragloop.core.records import Hit
+from ragloop.core.retriever import search
+from ragloop.core.runtime import ActiveIndex, Runtime
+from ragloop.core.store import Where
+
+
+@dataclass
+class QueryOutcome:
+    """What a question got: the answer, its numbered sources, and the miss verdict."""
+
+    query_id: str
+    question: str
+    answer: str
+    sources: list[Context]
+    model_version: str
+    generator: str
+    generator_error: str | None
+    miss: bool
+    miss_reasons: list[str]
+    citations: list[int] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    """A validated question with its options."""
+
+    question: str
+    k: int
+    where: Where | None = None
+    generator: str | None = None
+    history: Sequence[Turn] = ()
+    conversation_id: str | None = None
+    client: str | None = None
+
+
+GeneratorProvider = Callable[[str | None], Generator]
+
+
+class Answerer:
+    """Runs the answer path for one runtime; thread-safe (shares only read-mostly objects)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        querylog: QueryLog,
+        generators: GeneratorProvider,
+        fallback: Generator,
+    ) -> None:
+        self.rt = runtime
+        self.log = querylog
+        self.generators = generators
+        self.fallback = fallback
+        self.threshold = runtime.settings.miss_score_threshold
+
+    def validate(self, question: str, k: int | None) -> tuple[str, int]:
+        """Check the question and k against the configured limits."""
+        s = self.rt.settings
+        question = question.strip()
+        if not question:
+            raise InvalidInputError("question is empty")
+        if len(question) > s.max_question_chars:
+            raise InvalidInputError(
+                f"question is {len(question)} characters; the limit is {s.max_question_chars} "
+                "(RAGLOOP_MAX_QUESTION_CHARS)"
+            )
+        k = s.default_k if k is None else k
+        if not 1 <= k <= s.max_k:
+            raise InvalidInputError(f"k must be between 1 and {s.max_k}, got {k}")
+        return question, k
+
+    def retrieve(self, req: QueryRequest) -> tuple[ActiveIndex, list[Hit]]:
+        """The active index (read once) and its top-k hits."""
+        index = self.rt.active_index()
+        hits = search(index, self.rt.store, self.rt.catalog, req.question, req.k, req.where)
+        return index, hits
+
+    def answer(self, req: QueryRequest) -> QueryOutcome:
+        """Answer in one go and log the query."""
+        events = list(self.stream(req))
+        outcome = events[-1]["outcome"]
+        assert isinstance(outcome, QueryOutcome)
+        return outcome
+
+    def stream(self, req: QueryRequest) -> Iterator[dict[str, Any]]:
+        """Events: ``sources`` first, then ``delta`` texts, then ``end`` with the outcome.
+
+        The query is logged when the answer is complete, also if the consumer stops early.
+        """
+        started = time.perf_counter()
+        generator = self.generators(req.generator)  # unknown names fail before any work
+        index, hits = self.retrieve(req)
+        retrieved_ms = (time.perf_counter() - started) * 1000
+        contexts = [
+            Context(
+                n=i,
+                chunk_id=h.chunk.id,
+                document_id=h.chunk.document_id,
+                title=h.document_title,
+                source=h.source,
+                text=h.chunk.text,
+                score=h.score,
+            )
+            for i, h in enumerate(hits, start=1)
+        ]
+        yield {"event": "sources", "sources": contexts, "model_version": index.version.version}
+        parts: list[str] = []
+        used, error, no_answer = generator, None, False
+        try:
+            filt = AbstainFilter()
+            try:
+                for delta in generator.stream(req.question, contexts, req.history):
+                    shown = filt.feed(delta)
+                    if shown:
+                        parts.append(shown)
+                        yield {"event": "delta", "text": shown}
+                tail = filt.close()
+            except GeneratorError as exc:
+                error = exc.message
+                if parts:  # text already reached the client: end cleanly, do not repeat
+                    tail = ""
+                else:
+                    used, filt = self.fallback, AbstainFilter()
+                    for delta in self.fallback.stream(req.question, contexts, req.history):
+                        shown = filt.feed(delta)
+                        if shown:
+                            parts.append(shown)
+                            yield {"event": "delta", "text": shown}
+                    tail = filt.close()
+            if tail:
+                parts.append(tail)
+                yield {"event": "delta", "text": tail}
+            no_answer = filt.no_answer
+        finally:
+            outcome = self._finish(req, index, hits, contexts, used, error, no_answer, parts)
+            outcome.timings_ms = {
+                "retrieve": round(retrieved_ms, 2),
+                "generate": round((time.perf_counter() - started) * 1000 - retrieved_ms, 2),
+                "total": round((time.perf_counter() - started) * 1000, 2),
+            }
+            self.log.log(self._record(req, outcome, hits))
+        yield {"event": "end", "outcome": outcome}
+
+    def _finish(
+        self,
+        req: QueryRequest,
+        index: ActiveIndex,
+        hits: list[Hit],
+        contexts: list[Context],
+        used: Generator,
+        error: str | None,
+        no_answer: bool,
+        parts: list[str],
+    ) -> QueryOutcome:
+        text = "".join(parts).strip()
+        reasons = []
+        if not hits or hits[0].score < self.threshold:
+            reasons.append("low_score")
+        if no_answer:
+            reasons.append("no_answer")
+        return QueryOutcome(
+            query_id=self.log.new_id(),
+            question=req.question,
+            answer=text,
+            sources=contexts,
+            model_version=index.version.version,
+            generator=used.name,
+            generator_error=error,
+            miss=bool(reasons),
+            miss_reasons=reasons,
+            citations=cited_numbers(text, len(contexts)),
+        )
+
+    def _record(self, req: QueryRequest, o: QueryOutcome, hits: list[Hit]) -> QueryRecord:
+        return QueryRecord(
+            id=o.query_id,
+            created_at=time.time(),
+            question=req.question,
+            k=req.k,
+            model_version=o.model_version,
+            generator=o.generator,
+            answer=o.answer,
+            retrieved=[(h.chunk.id, h.score) for h in hits],
+            top_score=hits[0].score if hits else None,
+            miss=o.miss,
+            miss_reasons=o.miss_reasons,
+            latency_ms=o.timings_ms.get("total", 0.0),
+            generator_error=o.generator_error,
+            filters=dict(req.where or {}),
+            conversation_id=req.conversation_id,
+            client=req.client,
+        )

@@ -1,0 +1,171 @@
+"""The FastAPI application: ``create_app(settings)`` builds everything in its lifespan."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
+
+import ragloop
+from ragloop.core.answering import Answerer
+from ragloop.core.apikeys import ApiKeys
+from ragloop.core.embedders import EmbedderRegistry
+from ragloop.core.generators.base import Generator
+from ragloop.core.jobs import JobStore
+from ragloop.core.locks import WriterLock
+from ragloop.core.querylog import QueryLog
+from ragloop.core.runtime import open_runtime
+from ragloop.core.settings import Settings, load_settings
+from ragloop.core.store import VectorStore
+from ragloop.ingest.pipeline import repair_vectors
+from ragloop.service import routes_admin, routes_documents, routes_health, routes_query
+from ragloop.service.errors import install_error_handlers
+from ragloop.service.ingest_jobs import IngestRunner
+from ragloop.service.metrics import Metrics
+from ragloop.service.state import AppState
+
+GeneratorFactory = Callable[[Settings, str | None], Generator]
+
+
+def default_generator_factory(settings: Settings, name: str | None) -> Generator:
+    """Build a generator by name (None: the configured one) from the registry."""
+    from ragloop.core.generators.registry import build_generator
+
+    return build_generator(settings, name)
+
+
+def _generator_provider(
+    settings: Settings, factory: GeneratorFactory
+) -> Callable[[str | None], Generator]:
+    cache: dict[str, Generator] = {}
+    lock = threading.Lock()
+
+    def provide(name: str | None) -> Generator:
+        key = name or settings.generator
+        with lock:
+            if key not in cache:
+                cache[key] = factory(settings, None if key == settings.generator else key)
+            return cache[key]
+
+    return provide
+
+
+def build_state(
+    settings: Settings,
+    registry: EmbedderRegistry | None,
+    store: VectorStore | None,
+    generator_factory: GeneratorFactory,
+) -> AppState:
+    """Open everything the service needs; fails fast with a clear error."""
+    lock: WriterLock | None = None
+    if settings.chroma_url is None:
+        # Embedded Chroma belongs to this process: hold the data dir for our whole life, so a
+        # CLI ingest is refused rather than writing the store under us.
+        lock = WriterLock(settings.data_dir, "ragloop serve")
+        lock.acquire()
+    try:
+        runtime = open_runtime(settings, registry=registry, store=store)
+        index = runtime.active_index()
+        index.embedder.embed_query("warm up")  # first call pays one-off costs, not a user
+        jobs = JobStore(runtime.catalog.engine)
+        if lock is not None:
+            repair_vectors(runtime.catalog, runtime.store)
+            jobs.fail_unfinished("ingest", "the server stopped before this job finished")
+        querylog = QueryLog(runtime.catalog.engine)
+        provider = _generator_provider(settings, generator_factory)
+        provider(None)  # a misconfigured generator fails at start-up, not on the first query
+        answerer = Answerer(runtime, querylog, provider, generator_factory(settings, "extractive"))
+
+        def read_catalog() -> dict[str, Any]:
+            active = runtime.catalog.active_version()
+            return runtime.catalog.counts() | {"model_version": active.version if active else ""}
+
+        state = AppState(
+            settings=settings,
+            runtime=runtime,
+            querylog=querylog,
+            jobs=jobs,
+            keys=ApiKeys(runtime.catalog.engine, settings.api_key_list),
+            answerer=answerer,
+            ingest=IngestRunner(
+                runtime,
+                jobs,
+                None if lock else WriterLock(settings.data_dir, "ragloop serve ingest job"),
+            ),
+            metrics=Metrics(read_catalog),
+            lock=lock,
+        )
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    state.ready.set()
+    return state
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    registry: EmbedderRegistry | None = None,
+    store: VectorStore | None = None,
+    generator_factory: GeneratorFactory = default_generator_factory,
+) -> FastAPI:
+    """The ragloop HTTP app. Nothing is opened until the lifespan starts."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = await run_in_threadpool(build_state, settings, registry, store, generator_factory)
+        app.state.rl = state
+        try:
+            yield
+        finally:
+            app.state.rl = None
+            state.ingest.shutdown()
+            state.runtime.close()
+            if state.lock is not None:
+                state.lock.release()
+
+    app = FastAPI(
+        title="ragloop",
+        version=ragloop.__version__,
+        description="A RAG service that learns from its misses.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    if settings.cors_origin_list:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+            allow_headers=["Content-Type", "Authorization", "X-API-Key", "Idempotency-Key"],
+        )
+
+    @app.middleware("http")
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        state: AppState | None = getattr(request.app.state, "rl", None)
+        route = request.scope.get("route")
+        if state is not None:
+            state.metrics.latency.labels(
+                request.method, getattr(route, "path", "unmatched"), str(response.status_code)
+            ).observe(time.perf_counter() - started)
+        return response
+
+    for module in (routes_health, routes_query, routes_documents, routes_admin):
+        app.include_router(module.router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` and worker processes: settings from the environment."""
+    return create_app(load_settings())

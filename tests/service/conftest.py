@@ -1,0 +1,53 @@
+"""An app on the fake embedder and fake generators, with a small corpus ingested."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ragloop.core.runtime import open_runtime
+from ragloop.core.settings import Settings
+from ragloop.ingest.pipeline import Ingestor
+from ragloop.service.app import create_app
+from tests.fakes import DEFAULT_VOCAB, KeywordEmbedder, fake_generator_factory, fake_registry
+from tests.ingest.samples import write_corpus
+
+ClientFactory = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client(tmp_path: Path) -> Iterator[ClientFactory]:
+    """Build a TestClient over a data dir with the sample corpus (fake embedder)."""
+    clients: list[TestClient] = []
+
+    def build(generators: dict[str, Any] | None = None, **overrides: Any) -> TestClient:
+        data = tmp_path / f"data{len(clients)}"
+        # Keyword-fake cosines are low (out-of-vocabulary words share one dimension).
+        overrides.setdefault("miss_score_threshold", 0.1)
+        settings = Settings(
+            data_dir=data, embedder="fake-keyword", chunk_tokens=24, chunk_overlap=4, **overrides
+        )
+        registry = fake_registry(KeywordEmbedder(DEFAULT_VOCAB))
+        rt = open_runtime(settings, registry=registry)
+        Ingestor(rt).ingest([write_corpus(tmp_path / "docs")])
+        rt.close()
+        app = create_app(
+            settings, registry=registry, generator_factory=fake_generator_factory(generators)
+        )
+        client = TestClient(app)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield build
+    for c in clients:
+        c.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: ClientFactory) -> TestClient:
+    return make_client()
