@@ -34,6 +34,9 @@ def test_upsert_query_delete_with_cosine_scores(store: ChromaStore) -> None:
     assert hits[1][1] == pytest.approx(0.8, abs=1e-5)
     only_d1 = store.query("col1", np.array([1, 0, 0], dtype=np.float32), 3, {"document_id": "d1"})
     assert [h[0] for h in only_d1] == ["a", "c"]
+    store.upsert("col1", ["a"], vecs[:1], [{"document_id": "d1", "source": "s"}])
+    both = {"document_id": "d1", "source": "s"}
+    assert [h[0] for h in store.query("col1", vecs[0], 3, both)] == ["a"]
     store.delete("col1", ["a", "missing"])
     assert store.ids("col1") == {"b", "c"}
     assert store.count("col1") == 2

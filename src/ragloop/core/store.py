@@ -79,6 +79,15 @@ def collection_name(instance: str, version: str) -> str:
     return name[:120]
 
 
+def chroma_where(where: Where | None) -> dict[str, Any] | None:
+    """Equality filters in Chroma's syntax (several conditions need an explicit ``$and``)."""
+    if not where:
+        return None
+    if len(where) == 1:
+        return dict(where)
+    return {"$and": [{k: v} for k, v in where.items()]}
+
+
 class ChromaStore(VectorStore):
     """Chroma, embedded (``PersistentClient``) or client/server (``HttpClient``)."""
 
@@ -194,7 +203,7 @@ class ChromaStore(VectorStore):
             res = coll.query(
                 query_embeddings=[np.asarray(vector, dtype=np.float32)],
                 n_results=k,
-                where=dict(where) if where else None,
+                where=chroma_where(where),
                 include=["distances"],
             )
         except Exception as exc:

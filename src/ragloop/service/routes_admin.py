@@ -15,7 +15,7 @@ router = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(requir
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in (400, 401, 403)}
 
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=1_000_000_000)]
 Since = Annotated[float | None, Query(description="Unix time, inclusive")]
 Until = Annotated[float | None, Query(description="Unix time, exclusive")]
 

@@ -78,7 +78,7 @@ async def get_job(job_id: str, request: Request) -> JobOut:
 async def list_documents(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> DocumentList:
     """Documents in the catalog, by id."""
     catalog = get_state(request).runtime.catalog
