@@ -1,6 +1,8 @@
 """HNSW recall of Chroma against exact search, on SciFact, for several search depths.
 
-Usage: python -m benchmarks.hnsw_recall --data-dir DIR [--queries ../shared/data/scifact/queries.jsonl]
+Usage:
+  python -m benchmarks.hnsw_recall --data-dir DIR
+      [--queries ../shared/data/scifact/queries.jsonl]
 
 DIR must hold an ingested SciFact (``ragloop ingest ../shared/data/scifact/corpus.jsonl``). The
 vectors are read back from the active collection and loaded into fresh in-memory collections
@@ -53,7 +55,12 @@ def main() -> None:
             name,
             embedding_function=None,
             configuration={
-                "hnsw": {"space": "cosine", "max_neighbors": m, "ef_construction": ef_c, "ef_search": ef_s}
+                "hnsw": {
+                    "space": "cosine",
+                    "max_neighbors": m,
+                    "ef_construction": ef_c,
+                    "ef_search": ef_s,
+                }
             },
         )
         for i in range(0, len(ids), 5000):
