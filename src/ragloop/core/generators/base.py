@@ -9,11 +9,16 @@ marker from what users see and records that the answer was a miss (reason ``no_a
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 
 NO_ANSWER_MARKER = "NO_ANSWER"
 NO_ANSWER_TEXT = "The documents do not contain the answer to this question."
+
+# Whitespace and markup a model may put around the marker ("**NO_ANSWER**", "`NO_ANSWER`").
+_DECORATION = " \t\r\n*_`\"'>#"
+# What may separate the marker from its explanation ("NO_ANSWER: ...", "NO_ANSWER — ...").
+_SEPARATORS = _DECORATION + ":.-\u2013\u2014"
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,23 @@ class Generator(ABC):
             generator=self.name,
             model=self.model,
             no_answer=filt.no_answer,
-            citations=cited_numbers(text, len(contexts)),
+            citations=cited_numbers(text, len(contexts), {c.n for c in contexts}),
         )
+
+    def close(self) -> None:  # noqa: B027 - optional hook, deliberately not abstract
+        """Release network clients; a no-op for generators that hold none."""
+
+
+class LLMGenerator(Generator):
+    """A generator backed by a language model, which can also complete arbitrary prompts.
+
+    The learning loop uses ``complete`` for synthetic questions and pseudo-labels; it checks
+    ``isinstance(generator, LLMGenerator)`` and falls back to offline methods otherwise.
+    """
+
+    @abstractmethod
+    def complete(self, system: str, user: str, max_tokens: int) -> str:
+        """One non-streaming completion of ``user`` under ``system``; raises GeneratorError."""
 
 
 class AbstainFilter:
@@ -83,19 +103,28 @@ class AbstainFilter:
 
     Text is held back only until it is clear whether the reply starts with the marker; then
     the marker is replaced by a plain sentence and everything else passes through unchanged.
+    Markdown emphasis or quotes a model may wrap the marker in (``**NO_ANSWER**``) are
+    tolerated, so the abstention is detected even when the model decorates it.
     """
 
     def __init__(self) -> None:
         self._buffer = ""
         self._decided = False
+        self._after_marker = False  # separators after the marker may still arrive
         self.no_answer = False
 
     def feed(self, delta: str) -> str:
         """Take a delta; return what may be shown now."""
+        if self._after_marker:
+            delta = delta.lstrip(_SEPARATORS)
+            if not delta:
+                return ""
+            self._after_marker = False
+            return " " + delta
         if self._decided:
             return delta
         self._buffer += delta
-        head = self._buffer.lstrip()
+        head = self._buffer.lstrip(_DECORATION)
         if len(head) < len(NO_ANSWER_MARKER) and NO_ANSWER_MARKER.startswith(head):
             return ""  # could still become the marker
         return self._decide()
@@ -106,22 +135,35 @@ class AbstainFilter:
 
     def _decide(self) -> str:
         self._decided = True
-        head = self._buffer.lstrip()
+        head = self._buffer.lstrip(_DECORATION)
         if head.startswith(NO_ANSWER_MARKER):
             self.no_answer = True
-            rest = head[len(NO_ANSWER_MARKER) :].lstrip(" :.-\u2014\n")
-            return NO_ANSWER_TEXT + (" " + rest if rest else "")
+            rest = head[len(NO_ANSWER_MARKER) :].lstrip(_SEPARATORS)
+            if rest:
+                return f"{NO_ANSWER_TEXT} {rest}"
+            self._after_marker = True
+            return NO_ANSWER_TEXT
         return self._buffer
 
 
-def cited_numbers(text: str, n_contexts: int) -> list[int]:
-    """Citation numbers [n] that appear in ``text`` and name a real context, in order."""
+def cited_numbers(text: str, n_contexts: int, numbers: Collection[int] | None = None) -> list[int]:
+    """Citation numbers [n] that appear in ``text`` and name a real context, in order.
+
+    A number is real when it is in ``numbers`` (the contexts' ``n``) if that is given, else
+    when it is between 1 and ``n_contexts``.
+    """
     import re
 
     seen: dict[int, None] = {}
     for group in re.findall(r"\[(\d+(?:\s*,\s*\d+)*)\]", text):
         for part in group.split(","):
             n = int(part)
-            if 1 <= n <= n_contexts:
+            if (n in numbers) if numbers is not None else 1 <= n <= n_contexts:
                 seen.setdefault(n, None)
     return list(seen)
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """``text`` with whitespace collapsed and cut to ``limit`` characters, for error messages."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
