@@ -17,9 +17,15 @@ $(STAMP): pyproject.toml scripts/install.sh
 	bash scripts/install.sh $(VENV) dev
 	@touch $(STAMP)
 
-demo: install ## Ingest docs/ into ./ragloop-data and run a sample query (offline)
+DEMO_PORT ?= 8000
+
+demo: install ## Ingest docs/ and serve them on :8000 with the extractive generator (offline)
 	$(BIN)/ragloop ingest docs --prune
-	$(BIN)/ragloop query "How does ragloop avoid re-embedding unchanged documents?" --k 3
+	@echo
+	@echo "ragloop is starting on http://127.0.0.1:$(DEMO_PORT) (API docs at /docs). Try:"
+	@echo "  curl -s http://127.0.0.1:$(DEMO_PORT)/v1/query -H 'content-type: application/json' -d '{\"question\": \"How does ragloop avoid re-embedding unchanged documents?\", \"k\": 3}'"
+	@echo
+	RAGLOOP_GENERATOR=extractive $(BIN)/ragloop serve --port $(DEMO_PORT)
 
 test: lint ## Lint, type-check and run the whole test suite
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -12,14 +12,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ragloop.core.errors import GeneratorError, InvalidInputError
-from ragloop.core.generators.base import (
-    AbstainFilter,
-    Context,
-    Generator,
-    Turn,
-    cited_numbers,
-)
+from ragloop.core.errors import InvalidInputError
+from ragloop.core.generators.base import Context, Generator, Turn, cited_numbers
+from ragloop.core.generators.fallback import stream_with_fallback
 from ragloop.core.querylog import QueryLog, QueryRecord
 from ragloop.core.records import Hit
 from ragloop.core.retriever import search
@@ -127,35 +122,25 @@ class Answerer:
             for i, h in enumerate(hits, start=1)
         ]
         yield {"event": "sources", "sources": contexts, "model_version": index.version.version}
+        answer = stream_with_fallback(generator, self.fallback, req.question, contexts, req.history)
         parts: list[str] = []
-        used, error, no_answer = generator, None, False
         try:
-            filt = AbstainFilter()
-            try:
-                for delta in generator.stream(req.question, contexts, req.history):
-                    shown = filt.feed(delta)
-                    if shown:
-                        parts.append(shown)
-                        yield {"event": "delta", "text": shown}
-                tail = filt.close()
-            except GeneratorError as exc:
-                error = exc.message
-                if parts:  # text already reached the client: end cleanly, do not repeat
-                    tail = ""
-                else:
-                    used, filt = self.fallback, AbstainFilter()
-                    for delta in self.fallback.stream(req.question, contexts, req.history):
-                        shown = filt.feed(delta)
-                        if shown:
-                            parts.append(shown)
-                            yield {"event": "delta", "text": shown}
-                    tail = filt.close()
-            if tail:
-                parts.append(tail)
-                yield {"event": "delta", "text": tail}
-            no_answer = filt.no_answer
+            for delta in answer:
+                parts.append(delta)
+                yield {"event": "delta", "text": delta}
         finally:
-            outcome = self._finish(req, index, hits, contexts, used, error, no_answer, parts)
+            answer.close()
+            done = answer.answer
+            outcome = self._finish(
+                req,
+                index,
+                hits,
+                contexts,
+                done.generator if done else generator.name,
+                answer.generator_error,
+                bool(done and done.no_answer),
+                done.text if done else "".join(parts),
+            )
             outcome.timings_ms = {
                 "retrieve": round(retrieved_ms, 2),
                 "generate": round((time.perf_counter() - started) * 1000 - retrieved_ms, 2),
@@ -170,12 +155,12 @@ class Answerer:
         index: ActiveIndex,
         hits: list[Hit],
         contexts: list[Context],
-        used: Generator,
+        used: str,
         error: str | None,
         no_answer: bool,
-        parts: list[str],
+        text: str,
     ) -> QueryOutcome:
-        text = "".join(parts).strip()
+        text = text.strip()
         reasons = []
         if not hits or hits[0].score < self.threshold:
             reasons.append("low_score")
@@ -187,7 +172,7 @@ class Answerer:
             answer=text,
             sources=contexts,
             model_version=index.version.version,
-            generator=used.name,
+            generator=used,
             generator_error=error,
             miss=bool(reasons),
             miss_reasons=reasons,

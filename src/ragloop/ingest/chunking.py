@@ -140,17 +140,24 @@ def _split_point(text: str) -> int:
 
 
 def _locate(text: str, chunks: Sequence[str]) -> list[tuple[int, str]]:
-    """Start offset of each chunk; chunks are verbatim, overlapping, and in document order."""
+    """Start offset of each chunk; chunks are verbatim, overlapping, and in document order.
+
+    Repeated text makes ``find`` ambiguous, so each chunk goes to the place that extends the
+    covered text furthest while leaving at most whitespace uncovered before it.
+    """
     out: list[tuple[int, str]] = []
-    prev_start, prev_end = -1, 0
+    prev_start, covered = -1, 0
     for chunk in chunks:
-        # The true place starts after the previous chunk's start and adds text past its end;
-        # that tells it apart from an earlier repeat of the same text.
-        pos = first = text.find(chunk, prev_start + 1)
-        while pos >= 0 and pos + len(chunk) <= prev_end:
+        best, first = -1, -1
+        pos = text.find(chunk, prev_start + 1)
+        while pos >= 0:
+            if pos + len(chunk) > covered:
+                first = pos if first < 0 else first
+                if text[covered:pos].strip():
+                    break  # a later place would skip text
+                best = pos
             pos = text.find(chunk, pos + 1)
-        if pos < 0:
-            pos = first if first >= 0 else max(text.find(chunk), 0)
+        pos = next((p for p in (best, first) if p >= 0), max(text.find(chunk, prev_start + 1), 0))
         out.append((pos, chunk))
-        prev_start, prev_end = pos, max(prev_end, pos + len(chunk))
+        prev_start, covered = pos, max(covered, pos + len(chunk))
     return out

@@ -16,6 +16,7 @@ import ragloop
 from ragloop.core.answering import Answerer
 from ragloop.core.apikeys import ApiKeys
 from ragloop.core.embedders import EmbedderRegistry
+from ragloop.core.errors import ConfigError, InvalidInputError
 from ragloop.core.generators.base import Generator
 from ragloop.core.jobs import JobStore
 from ragloop.core.locks import WriterLock
@@ -50,7 +51,13 @@ def _generator_provider(
         key = name or settings.generator
         with lock:
             if key not in cache:
-                cache[key] = factory(settings, None if key == settings.generator else key)
+                try:
+                    cache[key] = factory(settings, None if key == settings.generator else key)
+                except ConfigError as exc:
+                    if key == settings.generator:
+                        raise
+                    # A request asked for a generator this server is not set up for.
+                    raise InvalidInputError(exc.message) from None
             return cache[key]
 
     return provide
