@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint fix clean
+.PHONY: help install install-browser demo test lint fix clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -16,6 +16,14 @@ install: $(STAMP) ## Create .venv: torch==2.13.0 (CPU) first, then ragloop[dev]
 $(STAMP): pyproject.toml scripts/install.sh
 	bash scripts/install.sh $(VENV) dev
 	@touch $(STAMP)
+
+# The widget test's Chromium (Debian) and DocsGPT widget (npm); see scripts/install_browser.sh.
+BROWSER_STAMP := tests/browser/node_modules/.installed
+
+install-browser: $(BROWSER_STAMP) ## Chromium and the DocsGPT widget for the browser test
+
+$(BROWSER_STAMP): tests/browser/package.json tests/browser/package-lock.json scripts/install_browser.sh
+	bash scripts/install_browser.sh
 
 DEMO_PORT ?= 8000
 
@@ -27,7 +35,7 @@ demo: install ## Ingest docs/ and serve them on :8000 with the extractive genera
 	@echo
 	RAGLOOP_GENERATOR=extractive $(BIN)/ragloop serve --port $(DEMO_PORT)
 
-test: lint ## Lint, type-check and run the whole test suite
+test: lint install-browser ## Lint, type-check and run the whole test suite
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install ## ruff (lint + format check) and mypy

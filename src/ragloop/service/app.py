@@ -25,7 +25,16 @@ from ragloop.core.runtime import open_runtime
 from ragloop.core.settings import Settings, load_settings
 from ragloop.core.store import VectorStore
 from ragloop.ingest.pipeline import repair_vectors
-from ragloop.service import routes_admin, routes_documents, routes_health, routes_query
+from ragloop.service import (
+    routes_admin,
+    routes_docsgpt,
+    routes_docsgpt_sources,
+    routes_documents,
+    routes_health,
+    routes_openai,
+    routes_openai_embeddings,
+    routes_query,
+)
 from ragloop.service.errors import install_error_handlers
 from ragloop.service.ingest_jobs import IngestRunner
 from ragloop.service.metrics import Metrics
@@ -168,7 +177,16 @@ def create_app(
             ).observe(time.perf_counter() - started)
         return response
 
-    for module in (routes_health, routes_query, routes_documents, routes_admin):
+    for module in (
+        routes_health,
+        routes_query,
+        routes_documents,
+        routes_admin,
+        routes_docsgpt,
+        routes_docsgpt_sources,
+        routes_openai,
+        routes_openai_embeddings,
+    ):
         app.include_router(module.router)
     return app
 

@@ -1,0 +1,1 @@
+"""Integrations with other frameworks (LangChain); they may import ``core``, never ``service``."""
