@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ragloop.service import cli_ingest  # noqa: F401  (registers its commands on the app)
+from ragloop.service import cli_eval, cli_ingest  # noqa: F401  (they register their commands)
 from ragloop.service.cli_common import app
 
 
