@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 .PHONY: help install install-browser demo test lint fix clean
 
 help: ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## Create .venv: torch==2.13.0 (CPU) first, then ragloop[dev]
 

@@ -58,7 +58,7 @@ def live_url(tmp_path: Path) -> Iterator[str]:
     thread.join(timeout=30)
 
 
-def test_no_operation_returns_a_server_error(live_url: str) -> None:
+def test_no_operation_returns_a_server_error(live_url: str, tmp_path: Path) -> None:
     st = Path(sys.executable).parent / "st"
     proc = subprocess.run(
         [
@@ -79,6 +79,7 @@ def test_no_operation_returns_a_server_error(live_url: str) -> None:
         capture_output=True,
         text=True,
         timeout=540,
+        cwd=tmp_path,  # schemathesis writes its state folder into the working directory
         env=os.environ | {"NO_COLOR": "1"},
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

@@ -67,6 +67,13 @@ class Catalog:
                         f"catalog schema {row[0]} is newer than this ragloop understands "
                         f"({t.SCHEMA_VERSION}); upgrade ragloop"
                     )
+                elif int(row[0]) < t.SCHEMA_VERSION:
+                    # Every schema step so far only added tables, which create_all just made.
+                    conn.execute(
+                        update(t.meta)
+                        .where(t.meta.c.key == "schema_version")
+                        .values(value=str(t.SCHEMA_VERSION))
+                    )
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open catalog {url}: {exc.__class__.__name__}: {exc}") from exc
         return cls(engine)
@@ -308,6 +315,15 @@ class Catalog:
                 )
             ).first()
         return _mv(row) if row else None
+
+    def set_status(self, version: str, status: str) -> None:
+        """Change a version's status (e.g. ``deleted`` when its collection is dropped)."""
+        with self._begin() as conn:
+            conn.execute(
+                update(t.model_versions)
+                .where(t.model_versions.c.version == version)
+                .values(status=status)
+            )
 
     def set_active(self, version: str) -> None:
         """Point the active pointer at ``version`` and mark statuses, in one transaction."""

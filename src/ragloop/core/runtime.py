@@ -6,7 +6,9 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
+from ragloop.core.adapters import QueryAdapterEmbedder
 from ragloop.core.catalog import Catalog
 from ragloop.core.embedders import Embedder, EmbedderOptions, EmbedderRegistry, default_registry
 from ragloop.core.errors import ConfigError
@@ -46,6 +48,12 @@ class Runtime:
         self.registry = registry
         self._embedders: dict[str, Embedder] = {}
         self._lock = threading.Lock()
+        self._active: ActiveIndex | None = None
+        self._checked = 0.0
+        self._swap_lock = threading.Lock()
+        #: How often (seconds) a process re-reads the active pointer; another process (a
+        #: worker, the CLI) may have promoted or rolled back a version.
+        self.follow_interval = 1.0
 
     def embedder_for(self, model_ref: str) -> Embedder:
         """Load (once) the embedder a model reference names."""
@@ -59,18 +67,51 @@ class Runtime:
                 self._embedders[model_ref] = emb
             return emb
 
+    def index_for(self, version: ModelVersion) -> ActiveIndex:
+        """A version with its embedder loaded: weights, or its parent plus a query adapter."""
+        if version.info.get("kind") == "query_adapter":
+            parent = self.index_for(self.catalog.get_version(str(version.parent)))
+            key = f"adapter:{version.model_ref}"
+            with self._lock:
+                emb = self._embedders.get(key)
+                if emb is None:
+                    emb = QueryAdapterEmbedder.load(
+                        parent.embedder, Path(version.model_ref), version.version
+                    )
+                    self._embedders[key] = emb
+            return ActiveIndex(version, emb)
+        return ActiveIndex(version, self.embedder_for(version.model_ref))
+
     def active_index(self) -> ActiveIndex:
-        """The active version with its embedder, registering the base model on first use."""
-        active = self.catalog.active_version()
-        if active is None:
-            active = self._register_base()
-        elif active.parent is None and active.model_ref != self.settings.embedder:
-            raise ConfigError(
-                f"{self.settings.data_dir} was built with embedder {active.model_ref!r} but "
-                f"RAGLOOP_EMBEDDER is {self.settings.embedder!r}; use a new data dir to change "
-                "the base model (vectors of different models cannot be mixed)"
-            )
-        return ActiveIndex(active, self.embedder_for(active.model_ref))
+        """The active version with its embedder, registering the base model on first use.
+
+        The result is one consistent (model, collection) pair: callers use it for a whole
+        query, so a swap can never make a query encode with one model and search another's
+        vectors. The pointer is re-read at most every ``follow_interval`` seconds.
+        """
+        current = self._active
+        if current is not None and time.monotonic() - self._checked < self.follow_interval:
+            return current
+        with self._swap_lock:
+            active = self.catalog.active_version()
+            if active is None:
+                active = self._register_base()
+            elif active.parent is None and active.model_ref != self.settings.embedder:
+                raise ConfigError(
+                    f"{self.settings.data_dir} was built with embedder {active.model_ref!r} but "
+                    f"RAGLOOP_EMBEDDER is {self.settings.embedder!r}; use a new data dir to "
+                    "change the base model (vectors of different models cannot be mixed)"
+                )
+            if self._active is None or self._active.version != active:
+                # Load the new model before publishing it; queries keep the old pair meanwhile.
+                self._active = self.index_for(active)
+            self._checked = time.monotonic()
+            return self._active
+
+    def refresh(self) -> ActiveIndex:
+        """Re-read the active pointer now (after a promotion or rollback in this process)."""
+        self._checked = 0.0
+        return self.active_index()
 
     def _register_base(self) -> ModelVersion:
         emb = self.embedder_for(self.settings.embedder)

@@ -79,7 +79,8 @@ model_versions = Table(
     Column("parent", String(64), nullable=True),
     Column("dimension", Integer, nullable=False),
     Column("max_seq_length", Integer, nullable=False),
-    Column("collection", String(128), nullable=False, unique=True),
+    # Query-only versions share their parent's collection (document vectors are unchanged).
+    Column("collection", String(128), nullable=False),
     # candidate | active | retired | rejected | failed
     Column("status", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
@@ -180,4 +181,14 @@ api_keys = Table(
     Column("prefix", String(16), nullable=False),
     Column("created_at", Float, nullable=False),
     Column("revoked_at", Float, nullable=True),
+)
+
+# Synthetic questions per chunk (a chunk id is a content hash, so a chunk is never asked twice).
+synthetic_questions = Table(
+    "synthetic_questions",
+    metadata,
+    Column("chunk_id", String(64), primary_key=True),
+    Column("method", String(32), primary_key=True),
+    Column("questions", JSON, nullable=False),
+    Column("created_at", Float, nullable=False),
 )

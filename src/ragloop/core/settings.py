@@ -66,6 +66,14 @@ class Settings(BaseSettings):
     generator_timeout_s: float = Field(30.0, gt=0, le=600)
     max_answer_tokens: int = Field(1024, ge=16, le=32768)
 
+    # --- learning loop ---------------------------------------------------------------------
+    gate_margin: float = Field(
+        0.005, ge=0, le=1, description="nDCG@10 gain a candidate needs to be promoted."
+    )
+    keep_versions: int = Field(3, ge=1, le=100, description="Model versions kept for rollback.")
+    retrain_every_hours: float = Field(0, ge=0, description="Scheduler: retrain every N hours.")
+    retrain_after_misses: int = Field(0, ge=0, description="Scheduler: retrain after M misses.")
+
     # --- query service ---------------------------------------------------------------------
     miss_score_threshold: float = Field(
         0.40,

@@ -54,6 +54,10 @@ class VectorStore(ABC):
         """The ``k`` nearest ids with cosine similarity, best first."""
 
     @abstractmethod
+    def vectors(self, name: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by id (ids not in the collection are left out)."""
+
+    @abstractmethod
     def count(self, name: str) -> int:
         """Number of vectors in the collection (0 when it does not exist)."""
 
@@ -211,6 +215,18 @@ class ChromaStore(VectorStore):
         ids = res["ids"][0] if res["ids"] else []
         dists = res["distances"][0] if res.get("distances") else []
         return [(i, 1.0 - float(d)) for i, d in zip(ids, dists, strict=True)]
+
+    def vectors(self, name: str, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors by id, fetched in slices."""
+        coll = self._collection(name)
+        out: dict[str, np.ndarray] = {}
+        if coll is None:
+            return out
+        for i in range(0, len(ids), self.max_batch):
+            got = coll.get(ids=list(ids[i : i + self.max_batch]), include=["embeddings"])
+            for cid, vec in zip(got["ids"], got["embeddings"], strict=True):
+                out[cid] = np.asarray(vec, dtype=np.float32)
+        return out
 
     def count(self, name: str) -> int:
         """Vectors in the collection."""

@@ -17,13 +17,15 @@ from ragloop.core.answering import Answerer
 from ragloop.core.apikeys import ApiKeys
 from ragloop.core.embedders import EmbedderRegistry
 from ragloop.core.errors import ConfigError, InvalidInputError
-from ragloop.core.generators.base import Generator
+from ragloop.core.generators.base import Generator, LLMGenerator
 from ragloop.core.jobs import JobStore
 from ragloop.core.locks import WriterLock
 from ragloop.core.querylog import QueryLog
 from ragloop.core.runtime import open_runtime
 from ragloop.core.settings import Settings, load_settings
 from ragloop.core.store import VectorStore
+from ragloop.finetune.retrain import RetrainManager
+from ragloop.finetune.scheduler import Scheduler
 from ragloop.ingest.pipeline import repair_vectors
 from ragloop.service import (
     routes_admin,
@@ -31,6 +33,7 @@ from ragloop.service import (
     routes_docsgpt_sources,
     routes_documents,
     routes_health,
+    routes_models,
     routes_openai,
     routes_openai_embeddings,
     routes_query,
@@ -102,6 +105,22 @@ def build_state(
             active = runtime.catalog.active_version()
             return runtime.catalog.counts() | {"model_version": active.version if active else ""}
 
+        ingest = IngestRunner(
+            runtime,
+            jobs,
+            None if lock else WriterLock(settings.data_dir, "ragloop serve ingest job"),
+        )
+
+        def llm() -> LLMGenerator | None:
+            generator = provider(None)
+            return generator if isinstance(generator, LLMGenerator) else None
+
+        retrain = RetrainManager(runtime, querylog, jobs, ingest.write_mutex, llm)
+        if lock is not None:
+            retrain.resume()
+        scheduler = Scheduler(
+            retrain, querylog, settings.retrain_every_hours, settings.retrain_after_misses
+        )
         state = AppState(
             settings=settings,
             runtime=runtime,
@@ -109,18 +128,17 @@ def build_state(
             jobs=jobs,
             keys=ApiKeys(runtime.catalog.engine, settings.api_key_list),
             answerer=answerer,
-            ingest=IngestRunner(
-                runtime,
-                jobs,
-                None if lock else WriterLock(settings.data_dir, "ragloop serve ingest job"),
-            ),
+            ingest=ingest,
             metrics=Metrics(read_catalog),
+            retrain=retrain,
+            scheduler=scheduler,
             lock=lock,
         )
     except BaseException:
         if lock is not None:
             lock.release()
         raise
+    scheduler.start()
     state.ready.set()
     return state
 
@@ -143,6 +161,7 @@ def create_app(
             yield
         finally:
             app.state.rl = None
+            state.scheduler.stop()
             state.ingest.shutdown()
             state.runtime.close()
             if state.lock is not None:
@@ -182,6 +201,7 @@ def create_app(
         routes_query,
         routes_documents,
         routes_admin,
+        routes_models,
         routes_docsgpt,
         routes_docsgpt_sources,
         routes_openai,

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from ragloop.service import cli_eval, cli_ingest  # noqa: F401  (they register their commands)
+from ragloop.service import (  # noqa: F401  (each module registers its commands)
+    cli_eval,
+    cli_ingest,
+    cli_loop,
+    cli_serve,
+)
 from ragloop.service.cli_common import app
 
 

@@ -154,3 +154,16 @@ class ErrorOut(BaseModel):
     """Every error response has this shape."""
 
     error: dict[str, str] = Field(description='{"code": ..., "message": ...}')
+
+
+class ModelVersionOut(BaseModel):
+    """A model version."""
+
+    version: str
+    status: str
+    active: bool
+    parent: str | None
+    kind: str
+    collection: str
+    created_at: float
+    gate: dict[str, Any] | None = None

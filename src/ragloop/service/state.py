@@ -16,6 +16,8 @@ from ragloop.core.locks import WriterLock
 from ragloop.core.querylog import QueryLog
 from ragloop.core.runtime import Runtime
 from ragloop.core.settings import Settings
+from ragloop.finetune.retrain import RetrainManager
+from ragloop.finetune.scheduler import Scheduler
 from ragloop.service.ingest_jobs import IngestRunner
 from ragloop.service.metrics import Metrics
 
@@ -32,6 +34,8 @@ class AppState:
     answerer: Answerer
     ingest: IngestRunner
     metrics: Metrics
+    retrain: RetrainManager
+    scheduler: Scheduler
     lock: WriterLock | None = None
     ready: threading.Event = field(default_factory=threading.Event)
     extras: dict[str, Any] = field(default_factory=dict)

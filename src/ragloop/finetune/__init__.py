@@ -1,0 +1,1 @@
+"""The learning loop: training pairs -> train (own process) -> gate -> promote / hot-swap."""

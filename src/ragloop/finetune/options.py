@@ -1,0 +1,59 @@
+"""Retrain options, shared by ``POST /admin/retrain``, ``ragloop retrain`` and the scheduler."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Loss = Literal["mnrl", "matryoshka", "triplet", "online-contrastive", "tsdae"]
+Source = Literal["labelled", "pseudo", "synthetic"]
+ALL_SOURCES: tuple[Source, ...] = ("labelled", "pseudo", "synthetic")
+
+
+class RetrainOptions(BaseModel):
+    """What to train on, how, and how the candidate is judged."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[Source] = Field(
+        default_factory=lambda: list(ALL_SOURCES),
+        description="Pair sources: feedback labels, LLM-judged misses, synthetic questions.",
+    )
+    hard_negatives: bool = Field(True, description="Mine hard negatives from the current index.")
+    loss: Loss = "mnrl"
+    matryoshka_dims: list[int] = Field(default_factory=lambda: [384, 256, 128, 64])
+    lora: bool = Field(False, description="Train LoRA adapters (peft) instead of all weights.")
+    query_only: bool = Field(
+        False, description="Train a query-side adapter only: promotion needs no re-embedding."
+    )
+    epochs: float = Field(1.0, gt=0, le=20)
+    batch_size: int = Field(32, ge=2, le=1024)
+    learning_rate: float = Field(2e-5, gt=0, le=1.0)
+    max_synthetic_chunks: int = Field(
+        6000, ge=0, le=1_000_000, description="Chunks sampled for synthetic questions."
+    )
+    synthetic_per_chunk: int | None = Field(
+        None, ge=1, le=5, description="Questions per chunk; default 3 with an LLM, 1 offline."
+    )
+    gate_dataset: str | None = Field(
+        None, description="A BEIR dataset folder to gate on instead of held-out pairs."
+    )
+    gate_split: str = "test"
+    margin: float | None = Field(
+        None, ge=0, le=1, description="Required nDCG@10 gain; default RAGLOOP_GATE_MARGIN."
+    )
+    seed: int = 20261122
+    shuffle_positives: bool = Field(
+        False, description="Deliberately wrong pairs (positives shuffled), to test the gate."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> RetrainOptions:
+        if not self.sources and self.loss != "tsdae":
+            raise ValueError("choose at least one pair source (labelled, pseudo, synthetic)")
+        if self.query_only and (self.lora or self.loss not in ("mnrl", "triplet")):
+            raise ValueError("query_only trains a linear query adapter with mnrl or triplet")
+        if self.loss == "matryoshka" and not self.matryoshka_dims:
+            raise ValueError("matryoshka needs matryoshka_dims")
+        return self

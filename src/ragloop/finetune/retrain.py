@@ -1,0 +1,289 @@
+"""Retrain jobs: pairs (here) -> training worker process -> gate -> blue/green promotion.
+
+One job at a time. The server process builds the pairs and owns the vector store; training,
+candidate encoding and the gate run in a separate worker process; promotion upserts the
+candidate's vectors into a new collection while the old one keeps serving, catches up on
+chunks ingested meanwhile, then flips the active pointer under the write lock. A crash or
+kill during re-embedding resumes on restart (upserts are idempotent) or fails the job; the
+active pointer only ever names a complete collection.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ragloop.core.errors import ConflictError, InvalidInputError
+from ragloop.core.generators.base import LLMGenerator
+from ragloop.core.jobs import FINAL_STATES, Job, JobStore
+from ragloop.core.querylog import QueryLog
+from ragloop.core.records import ModelVersion
+from ragloop.core.runtime import Runtime
+from ragloop.core.store import collection_name
+from ragloop.finetune.options import RetrainOptions
+from ragloop.finetune.pairs import build_training_set
+from ragloop.finetune.promote import Promoter
+
+KIND = "retrain"
+ACTIVE_STATES = ("queued", "running", "evaluating", "re-embedding", "cancelling")
+EXIT_CANCELLED = 3
+
+
+class RetrainManager:
+    """Starts, runs, cancels and resumes retrain jobs for one runtime."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        querylog: QueryLog,
+        jobs: JobStore,
+        write_lock: threading.Lock,
+        llm: Callable[[], LLMGenerator | None],
+    ) -> None:
+        self.rt = runtime
+        self.log = querylog
+        self.jobs = jobs
+        self.llm = llm
+        self.promoter = Promoter(runtime, write_lock)
+        self._start_lock = threading.Lock()
+        self.threads: dict[str, threading.Thread] = {}
+
+    def running(self) -> Job | None:
+        """The retrain job in progress, if any."""
+        return next((j for j in self.jobs.recent(KIND, 20) if j.state in ACTIVE_STATES), None)
+
+    def start(self, options: RetrainOptions, wait: bool = False) -> Job:
+        """Check the request, create the job and run it in a background thread."""
+        with self._start_lock:
+            busy = self.running()
+            if busy is not None:
+                raise ConflictError(f"retrain job {busy.id} is still {busy.state}; one at a time")
+            self._check(options)
+            job = self.jobs.create(KIND, options.model_dump())
+            thread = threading.Thread(target=self._run, args=(job.id, options), daemon=True)
+            self.threads[job.id] = thread
+            thread.start()
+        if wait:
+            thread.join()
+        return self.jobs.get(job.id)
+
+    def _check(self, options: RetrainOptions) -> None:
+        if options.gate_dataset:
+            from ragloop.eval.datasets import load_beir
+
+            try:
+                load_beir(Path(options.gate_dataset), options.gate_split)
+            except Exception as exc:
+                raise InvalidInputError(f"gate dataset does not load: {exc}") from None
+        chunks = self.rt.catalog.counts()["chunks"]
+        if chunks == 0:
+            raise InvalidInputError("nothing to train on: the catalog has no documents yet")
+        labelled = len(self.log.pairs("feedback")) if "labelled" in options.sources else 0
+        possible = labelled + (chunks if "synthetic" in options.sources else 0)
+        if "pseudo" in options.sources and self.llm() is not None:
+            possible += self.log.counts()["misses"]
+        if possible == 0:
+            raise InvalidInputError(
+                "no training pairs: no feedback names a relevant chunk yet, and the synthetic "
+                "source is off (add 'synthetic' to sources or collect feedback first)"
+            )
+
+    def cancel(self, job_id: str) -> Job:
+        """Ask a running job to stop; the worker is killed if it does not stop in time."""
+        job = self.jobs.get(job_id)
+        if job.state in FINAL_STATES:
+            raise ConflictError(f"job {job_id} already ended ({job.state})")
+        self.jobs.update(job_id, state="cancelling", message="cancelling")
+        return self.jobs.get(job_id)
+
+    def _cancelled(self, job_id: str) -> bool:
+        return self.jobs.get(job_id).state == "cancelling"
+
+    def _run(self, job_id: str, options: RetrainOptions) -> None:
+        job_dir = self.rt.settings.data_dir / "jobs" / job_id
+        try:
+            self.jobs.update(job_id, state="running", message="building training pairs")
+            job_dir.mkdir(parents=True, exist_ok=True)
+            llm = self.llm() if {"pseudo", "synthetic"} & set(options.sources) else None
+            data = build_training_set(
+                self.rt,
+                self.log,
+                options,
+                llm,
+                lambda message, frac: self.jobs.update(job_id, message=message, progress=frac),
+            )
+            if not data.train:
+                raise InvalidInputError("no training pairs could be built from the enabled sources")
+            version = self._prepare(job_id, job_dir, options, data)
+            self.jobs.update(
+                job_id,
+                message="training",
+                progress=0.1,
+                result={"manifest": data.manifest, "version": version},
+            )
+            code = EXIT_CANCELLED if self._cancelled(job_id) else self._train(job_id, job_dir)
+            if code == EXIT_CANCELLED or self._cancelled(job_id):
+                self.jobs.update(job_id, state="cancelled", message="cancelled")
+                return
+            if code != 0:
+                tail = (job_dir / "worker.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(
+                    f"training worker exited with {code}: {tail.strip().splitlines()[-1:] or ''}"
+                )
+            self._finish(job_id, job_dir)
+        except Exception as exc:  # the job row must say what happened; the old model serves on
+            self.jobs.update(job_id, state="failed", message=f"{exc.__class__.__name__}: {exc}")
+
+    def _prepare(self, job_id: str, job_dir: Path, options: RetrainOptions, data: Any) -> str:
+        index = self.rt.active_index()
+        version = time.strftime("ft-%Y%m%d-%H%M%S", time.gmtime())
+        texts: dict[str, str] = {}
+        corpus = [c for batch in self.rt.catalog.iter_chunks(5000) for c in batch]
+        for c in corpus:
+            texts[c.id] = c.embedding_input
+        with (job_dir / "corpus.jsonl").open("w") as fh:
+            for c in corpus:
+                fh.write(
+                    json.dumps({"id": c.id, "doc": c.document_id, "text": c.embedding_input}) + "\n"
+                )
+        stored = self.rt.store.vectors(index.collection, [c.id for c in corpus])
+        missing = [c for c in corpus if c.id not in stored]
+        if missing:  # should not happen; embed rather than gate on a partial corpus
+            vecs = index.embedder.embed_documents([c.embedding_input for c in missing])
+            stored.update({c.id: v for c, v in zip(missing, vecs, strict=True)})
+        np.save(job_dir / "current_vectors.npy", np.stack([stored[c.id] for c in corpus]))
+        with (job_dir / "train.jsonl").open("w") as fh:
+            for p in data.train:
+                row = {
+                    "anchor": p.question,
+                    "positive": texts[p.chunk_id],
+                    "positive_id": p.chunk_id,
+                    "source": p.source,
+                }
+                if p.negative_id:
+                    row |= {"negative": texts[p.negative_id], "negative_id": p.negative_id}
+                fh.write(json.dumps(row) + "\n")
+        doc_of = {c.id: c.document_id for c in corpus}
+        held = [
+            {"question": q, "gold": sorted({doc_of[c] for c in gold if c in doc_of})}
+            for q, gold in data.heldout
+        ]
+        (job_dir / "heldout.json").write_text(json.dumps(held))
+        candidate_dir = self.rt.settings.models_dir / version
+        spec = {
+            "job_id": job_id,
+            "version": version,
+            "data_dir": str(self.rt.settings.data_dir.resolve()),
+            "current_version": index.version.version,
+            "candidate_dir": str(candidate_dir.resolve()),
+            "options": options.model_dump(),
+        }
+        (job_dir / "job.json").write_text(json.dumps(spec, indent=2))
+        candidate_dir.mkdir(parents=True, exist_ok=True)
+        (candidate_dir / "manifest.json").write_text(json.dumps(data.manifest, indent=2))
+        return version
+
+    def _train(self, job_id: str, job_dir: Path) -> int:
+        with (job_dir / "worker.log").open("w") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "ragloop.finetune.worker", str(job_dir)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+            asked = 0.0
+            while proc.poll() is None:
+                time.sleep(0.5)
+                if self._cancelled(job_id):
+                    asked = asked or time.monotonic()
+                    if time.monotonic() - asked > 20:
+                        proc.kill()
+            return proc.returncode
+
+    def _finish(self, job_id: str, job_dir: Path) -> None:
+        spec = json.loads((job_dir / "job.json").read_text())
+        gate = json.loads((job_dir / "gate.json").read_text())
+        options = RetrainOptions.model_validate(spec["options"])
+        parent = self.rt.catalog.get_version(spec["current_version"])
+        query_only = options.query_only
+        mv = ModelVersion(
+            version=spec["version"],
+            model_ref=spec["candidate_dir"],
+            parent=parent.version,
+            dimension=parent.dimension,
+            max_seq_length=parent.max_seq_length,
+            collection=parent.collection
+            if query_only
+            else collection_name(self.rt.catalog.instance_id(), spec["version"]),
+            status="candidate" if gate["promote"] else "rejected",
+            created_at=time.time(),
+            info={
+                "kind": "query_adapter" if query_only else "full",
+                "job_id": job_id,
+                "gate": gate,
+                "loss": options.loss,
+                "lora": options.lora,
+            },
+        )
+        self.rt.catalog.add_version(mv)
+        result = self.jobs.get(job_id).result | {"gate": gate, "version": mv.version}
+        if not gate["promote"]:
+            self.jobs.update(
+                job_id, state="rejected", progress=1.0, message=gate["reason"], result=result
+            )
+            return
+        self.jobs.update(
+            job_id, state="re-embedding", progress=0.9, message="re-embedding", result=result
+        )
+        self.promote(job_id, job_dir)
+
+    def promote(self, job_id: str, job_dir: Path) -> None:
+        """Blue/green: fill the new collection, catch up, switch; resumable after a crash."""
+        spec = json.loads((job_dir / "job.json").read_text())
+        mv = self.rt.catalog.get_version(spec["version"])
+
+        def progress(done: int, total: int) -> bool:
+            self.jobs.update(
+                job_id,
+                progress=round(0.9 + 0.1 * done / max(total, 1), 4),
+                message=f"re-embedding {done}/{total}",
+            )
+            return self._cancelled(job_id)
+
+        ok = self.promoter.promote(mv, job_dir, progress)
+        if not ok:
+            self.jobs.update(job_id, state="cancelled", message="cancelled during re-embedding")
+            return
+        self.jobs.update(job_id, state="promoted", progress=1.0, message=f"{mv.version} is active")
+
+    def resume(self) -> None:
+        """On start-up: resume interrupted promotions, fail jobs whose worker died with us."""
+        for job in self.jobs.recent(KIND, 50):
+            if job.state == "re-embedding":
+                job_dir = self.rt.settings.data_dir / "jobs" / job.id
+                thread = threading.Thread(
+                    target=self._resume_one, args=(job.id, job_dir), daemon=True
+                )
+                self.threads[job.id] = thread
+                thread.start()
+            elif job.state in ("queued", "running", "evaluating", "cancelling"):
+                self.jobs.update(
+                    job.id,
+                    state="failed",
+                    message="the server stopped while this job ran; the old model stayed active",
+                )
+
+    def _resume_one(self, job_id: str, job_dir: Path) -> None:
+        try:
+            self.promote(job_id, job_dir)
+        except Exception as exc:
+            self.jobs.update(
+                job_id, state="failed", message=f"resuming the promotion failed: {exc}"
+            )

@@ -1,0 +1,68 @@
+"""The retrain scheduler: every N hours and/or after M new misses; off by default."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+from ragloop.core.errors import RagloopError
+from ragloop.core.querylog import QueryLog
+from ragloop.finetune.options import RetrainOptions
+from ragloop.finetune.retrain import RetrainManager
+
+
+class Scheduler:
+    """A background thread that starts a retrain when a trigger fires and none is running."""
+
+    def __init__(
+        self,
+        manager: RetrainManager,
+        log: QueryLog,
+        every_hours: float,
+        after_misses: int,
+        tick_s: float = 60.0,
+    ) -> None:
+        self.manager = manager
+        self.log = log
+        self.every_s = every_hours * 3600
+        self.after_misses = after_misses
+        self.tick_s = tick_s
+        self._stop = threading.Event()
+        self._last = time.time()
+        self._misses_at_last = log.counts()["misses"]
+        self.thread = threading.Thread(target=self._loop, daemon=True, name="retrain-scheduler")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any trigger is configured."""
+        return self.every_s > 0 or self.after_misses > 0
+
+    def start(self) -> None:
+        """Start the thread when a trigger is configured."""
+        if self.enabled:
+            self.thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread."""
+        self._stop.set()
+
+    def due(self) -> str | None:
+        """Why a retrain is due now, or None."""
+        if self.every_s > 0 and time.time() - self._last >= self.every_s:
+            return "schedule"
+        new = self.log.counts()["misses"] - self._misses_at_last
+        if self.after_misses > 0 and new >= self.after_misses:
+            return f"{new} new misses"
+        return None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.tick_s):
+            reason = self.due()
+            if reason is None or self.manager.running() is not None:
+                continue
+            # Nothing to train on yet is fine: the next trigger tries again.
+            with contextlib.suppress(RagloopError):
+                self.manager.start(RetrainOptions())
+            self._last = time.time()
+            self._misses_at_last = self.log.counts()["misses"]

@@ -1,0 +1,116 @@
+import json
+import random
+from pathlib import Path
+
+from ragloop.core.querylog import QueryLog
+from ragloop.core.runtime import Runtime
+from ragloop.finetune.options import RetrainOptions
+from ragloop.finetune.pairs import Pair, build_training_set, split_heldout
+from ragloop.finetune.synthetic import (
+    OFFLINE_METHOD,
+    SyntheticQuestions,
+    offline_questions,
+    parse_questions,
+)
+from ragloop.ingest.pipeline import Ingestor
+from tests.ingest.samples import write_corpus
+
+
+def _ingest_many(rt: Runtime, tmp_path: Path, n: int = 40) -> None:
+    words = [
+        "scurvy",
+        "vitamin",
+        "citrus",
+        "ocean",
+        "whale",
+        "coral",
+        "reef",
+        "volcano",
+        "lava",
+        "magma",
+    ]
+    corpus = tmp_path / "corpus.jsonl"
+    with corpus.open("w") as fh:
+        for i in range(n):
+            a, b = words[i % 10], words[(i * 3 + 1) % 10]
+            text = (
+                f"The {a} and the {b} are discussed here in detail. "
+                f"Sentence {i} about {a} keeps going on."
+            )
+            fh.write(
+                json.dumps({"_id": f"d{i}", "title": f"All about {a} {i}", "text": text}) + "\n"
+            )
+    Ingestor(rt).ingest([corpus, write_corpus(tmp_path / "docs")])
+
+
+def test_offline_questions_are_title_and_cropped_sentences(
+    fake_runtime: Runtime, tmp_path: Path
+) -> None:
+    _ingest_many(fake_runtime, tmp_path)
+    chunk = fake_runtime.catalog.chunks_of("d3")[0]
+    qs = offline_questions(chunk, 2)
+    assert qs[0] == "All about ocean 3"
+    assert qs[1] in chunk.text
+    assert offline_questions(chunk, 2) == qs  # deterministic per chunk
+
+
+def test_synthetic_questions_are_cached_per_chunk(fake_runtime: Runtime, tmp_path: Path) -> None:
+    _ingest_many(fake_runtime, tmp_path)
+    chunks = [c for b in fake_runtime.catalog.iter_chunks() for c in b][:10]
+    first = SyntheticQuestions(fake_runtime.catalog.engine, None, 1)
+    out = first.for_chunks(chunks)
+    assert first.method == OFFLINE_METHOD and first.generated == 10 and first.cached == 0
+    again = SyntheticQuestions(fake_runtime.catalog.engine, None, 1)
+    assert again.for_chunks(chunks) == out and again.generated == 0 and again.cached == 10
+
+
+def test_parse_questions_strips_numbering() -> None:
+    reply = "1. What causes scurvy?\n2) Why did sailors get sick?\n- What prevents scurvy?\n\nok"
+    assert parse_questions(reply, 5) == [
+        "What causes scurvy?",
+        "Why did sailors get sick?",
+        "What prevents scurvy?",
+    ]
+
+
+def test_training_set_from_feedback_and_synthetic(fake_runtime: Runtime, tmp_path: Path) -> None:
+    _ingest_many(fake_runtime, tmp_path, n=400)
+    log = QueryLog(fake_runtime.catalog.engine)
+    gold = fake_runtime.catalog.chunks_of("d7")[0]
+    for i in range(12):
+        log.add_pair(f"labelled question {i}", gold.id, "feedback", None)
+    log.add_pair("stale question", "no-such-chunk", "feedback", None)
+    data = build_training_set(fake_runtime, log, RetrainOptions(), None)
+    m = data.manifest
+    assert m["sources"]["labelled"] == 12  # the pair whose chunk is gone is dropped
+    assert m["sources"]["pseudo"] == "skipped: no LLM generator configured"
+    assert m["synthetic_method"] == OFFLINE_METHOD
+    assert m["heldout_queries"] == len(data.heldout) >= 60
+    held_q = {q for q, _ in data.heldout}
+    # labelled pairs are held out first, and a held-out question is never trained on
+    assert sum(q.startswith("labelled") for q in held_q) == 2
+    assert not held_q & {p.question for p in data.train}
+    assert m["hard_negatives"] > 0
+    for p in data.train:
+        if p.negative_id:
+            neg = fake_runtime.catalog.get_chunks([p.negative_id])[p.negative_id]
+            pos = fake_runtime.catalog.get_chunks([p.chunk_id])[p.chunk_id]
+            assert neg.document_id != pos.document_id
+
+
+def test_heldout_uses_everything_for_training_with_a_gate_dataset() -> None:
+    pairs = [Pair(f"q{i}", f"c{i}", "synthetic") for i in range(100)]
+    train, held = split_heldout([], [], pairs, RetrainOptions(gate_dataset="/x"), random.Random(0))
+    assert len(train) == 100 and held == []
+
+
+def test_shuffled_positives_move_chunks(fake_runtime: Runtime, tmp_path: Path) -> None:
+    _ingest_many(fake_runtime, tmp_path, n=100)
+    log = QueryLog(fake_runtime.catalog.engine)
+    right = build_training_set(fake_runtime, log, RetrainOptions(hard_negatives=False), None)
+    wrong = build_training_set(
+        fake_runtime, log, RetrainOptions(hard_negatives=False, shuffle_positives=True), None
+    )
+    assert wrong.manifest["shuffled_positives"] is True
+    same = sum(a.chunk_id == b.chunk_id for a, b in zip(right.train, wrong.train, strict=True))
+    assert same < len(right.train) * 0.2
