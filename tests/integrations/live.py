@@ -35,8 +35,7 @@ def fake_app(root: Path, **overrides: Any) -> FastAPI:
         chunk_tokens=24,
         chunk_overlap=4,
         miss_score_threshold=0.1,
-        api_keys=KEY,
-        **overrides,
+        **({"api_keys": KEY} | overrides),
     )
     registry = fake_registry(KeywordEmbedder(DEFAULT_VOCAB))
     rt = open_runtime(settings, registry=registry)

@@ -4,58 +4,22 @@ import os
 import re
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 
-from ragloop.core.runtime import open_runtime
-from ragloop.core.settings import Settings
-from ragloop.ingest.pipeline import Ingestor
-from ragloop.service.app import create_app
-from tests.fakes import DEFAULT_VOCAB, KeywordEmbedder, fake_generator_factory, fake_registry
-from tests.ingest.samples import write_corpus
-from tests.integration.helpers import free_port
+from tests.integrations.live import fake_app, serve
 
 TOKEN = "fuzz-admin"
 
 
 @pytest.fixture
 def live_url(tmp_path: Path) -> Iterator[str]:
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        embedder="fake-keyword",
-        chunk_tokens=24,
-        chunk_overlap=4,
-        admin_token=TOKEN,
-        max_file_mb=1,
-    )
-    registry = fake_registry(KeywordEmbedder(DEFAULT_VOCAB))
-    rt = open_runtime(settings, registry=registry)
-    Ingestor(rt).ingest([write_corpus(tmp_path / "docs")])
-    rt.close()
-    app = create_app(settings, registry=registry, generator_factory=fake_generator_factory())
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=30)
+    # api_keys="" keeps the client routes open, so the fuzzer reaches their logic.
+    app = fake_app(tmp_path, admin_token=TOKEN, max_file_mb=1, api_keys="")
+    with serve(app) as url:
+        yield url
 
 
 def test_no_operation_returns_a_server_error(live_url: str, tmp_path: Path) -> None:
