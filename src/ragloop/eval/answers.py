@@ -10,6 +10,7 @@ cited document ids), so it does not depend on which generator answers.
 from __future__ import annotations
 
 import math
+import random
 import re
 import string
 import time
@@ -109,20 +110,31 @@ class AnswerEvaluator:
         answer_fn: AnswerFn,
         *,
         limit: int | None = None,
+        seed: int | None = None,
         progress: ProgressFn | None = None,
     ) -> None:
         self.dataset = dataset
         self.answer_fn = answer_fn
         self.limit = limit
+        self.seed = seed
         self.progress = progress
 
     def evaluate(self, label: str = "generator") -> AnswerReport:
-        """Score every answerable query (the first ``limit`` of them when set), in file order."""
+        """Score every answerable query, in file order.
+
+        With ``limit``, only that many are asked: the first ones, or with ``seed`` a random
+        sample drawn by ``random.Random(seed)`` (still asked in file order), so a limited run
+        covers the whole set rather than its first articles and is reproducible.
+        """
         t0 = time.perf_counter()
         answerable = [q for q in self.dataset.queries.values() if q.answers]
         skipped = len(self.dataset.queries) - len(answerable)
-        if self.limit is not None:
-            answerable = answerable[: self.limit]
+        if self.limit is not None and self.limit < len(answerable):
+            if self.seed is None:
+                answerable = answerable[: self.limit]
+            else:
+                keep = sorted(random.Random(self.seed).sample(range(len(answerable)), self.limit))
+                answerable = [answerable[i] for i in keep]
         rows: list[dict[str, Any]] = []
         for n, query in enumerate(answerable, start=1):
             answer, cited = self.answer_fn(query.text)

@@ -39,10 +39,16 @@ def index_for(runtime: Runtime, version: str | None) -> ActiveIndex:
     return ActiveIndex(mv, runtime.embedder_for(mv.model_ref))
 
 
-def _check_coverage(runtime: Runtime, dataset: BeirDataset) -> list[str]:
+def check_coverage(
+    runtime: Runtime, dataset: BeirDataset, purpose: str = "service mode"
+) -> list[str]:
+    """Refuse an empty data dir or one holding none of the relevant documents; else warnings.
+
+    ``purpose`` names the caller in the message (``service mode``, ``--answers``).
+    """
     if runtime.catalog.counts()["chunks"] == 0:
         raise InvalidInputError(
-            f"nothing is ingested in {runtime.settings.data_dir}; service mode searches what "
+            f"nothing is ingested in {runtime.settings.data_dir}; {purpose} searches what "
             f"was ingested: ragloop ingest {dataset.path / 'corpus.jsonl'} first"
         )
     wanted = sorted({d for q in dataset.queries for d in dataset.relevant(q)})
@@ -84,7 +90,7 @@ def evaluate_service(
     search over the ingested chunks re-embedded with the same model and truncated.
     """
     t0 = time.perf_counter()
-    warnings = _check_coverage(runtime, dataset)
+    warnings = check_coverage(runtime, dataset)
     index = index_for(runtime, version)
     full = index.embedder.dimension
     wanted = sorted(set(dims or [full]), reverse=True)

@@ -80,11 +80,23 @@ def eval_command(
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", min=1, help="Texts per embedding batch.")
     ] = None,
+    answers: Annotated[
+        bool,
+        typer.Option(
+            "--answers",
+            help="Score answers instead of retrieval: exact match, token F1 and citation "
+            "precision of the configured generator over the ingested data dir.",
+        ),
+    ] = False,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", min=1, help="With --answers: ask a seeded sample of N questions."),
+    ] = None,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Score retrieval (nDCG, MRR, MAP, recall, precision, accuracy @1..100) and write JSON,
-    Markdown and PNG plots."""
+    Markdown and PNG plots; with --answers, score generated answers."""
     from ragloop.core.settings import load_settings
     from ragloop.eval.datasets import load_beir
     from ragloop.eval.report import EvalRun, default_out_dir, write_outputs
@@ -95,9 +107,13 @@ def eval_command(
             data_dir=data_dir, precision=precision.value if precision else None
         )
         wanted_dims = parse_dims(dims)
+        _check_answer_options(answers, limit, model, wanted_dims)
         data = load_beir(dataset, split)
         for warning in data.warnings:
             err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+        if answers:
+            _answers(settings, data, limit, out_dir, as_json)
+            return
         refs = list(dict.fromkeys(model or ["active"]))
         reports = _evaluate(settings, data, refs, mode, wanted_dims, batch_size)
         run = EvalRun(
@@ -112,6 +128,52 @@ def eval_command(
         files = write_outputs(run, target)
     if as_json:
         emit_json(run.to_dict() | {"precision": settings.precision, "files": files})
+        return
+    out.print(run.to_markdown(), highlight=False, markup=False)
+    err.print(f"reports written to {target}", highlight=False)
+
+
+def _check_answer_options(
+    answers: bool, limit: int | None, model: list[str] | None, dims: list[int]
+) -> None:
+    from ragloop.core.errors import InvalidInputError
+
+    # Answers always go through the live service path (the data dir's active model).
+    if answers and (model or dims):
+        raise InvalidInputError(
+            "--answers scores the data dir's active model with the configured generator "
+            "(RAGLOOP_GENERATOR); --model and --dims do not apply"
+        )
+    if limit is not None and not answers:
+        raise InvalidInputError("--limit applies to --answers only")
+
+
+def _answers(
+    settings: Settings, data: BeirDataset, limit: int | None, out_dir: Path | None, as_json: bool
+) -> None:
+    from ragloop.core.errors import InvalidInputError
+    from ragloop.core.runtime import open_runtime
+    from ragloop.eval.answer_mode import evaluate_answers, write_answer_outputs
+    from ragloop.eval.evaluators import has_catalog
+    from ragloop.eval.report import default_out_dir
+
+    if not has_catalog(settings):
+        raise InvalidInputError(
+            f"--answers needs an ingested data dir; {settings.data_dir} has no catalog "
+            f"(ragloop ingest {data.path / 'corpus.jsonl'} --data-dir DIR)"
+        )
+    runtime = open_runtime(settings)
+    try:
+        with progress_bar() as bar:
+            run = evaluate_answers(runtime, data, limit=limit, progress=progress_callback(bar))
+    finally:
+        runtime.close()
+    target = out_dir or default_out_dir(data.name, data.split, run.created_at)
+    files = write_answer_outputs(run, target)
+    for warning in run.warnings[len(data.warnings) :]:
+        err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+    if as_json:
+        emit_json(run.to_dict() | {"files": files})
         return
     out.print(run.to_markdown(), highlight=False, markup=False)
     err.print(f"reports written to {target}", highlight=False)
