@@ -15,7 +15,7 @@ from ragloop.core.generators.base import NO_ANSWER_MARKER, Context, Generator, T
 from ragloop.core.querylog import QueryLog
 from ragloop.core.runtime import Runtime, open_runtime
 from ragloop.core.settings import Settings
-from ragloop.eval.answer_mode import evaluate_answers, strip_citations
+from ragloop.eval.answer_mode import contains_reference, evaluate_answers, strip_citations
 from ragloop.eval.datasets import load_beir
 from ragloop.ingest.pipeline import Ingestor
 from ragloop.service.cli import app
@@ -105,6 +105,7 @@ def test_the_extractive_generator_scored_by_hand(ingested: Path, fake_runtime: R
     assert (r.citation_precision, r.n_with_citations) == (1.0, 3)
     info = run.info
     assert info["no_answer_share"] == 0.25 and info["n_without_citations"] == 1
+    assert info["contains_reference"] == 0.75  # the right span is inside q1-q3's sentences
     assert info["generators_used"] == {"extractive": 4} and info["k"] == 2
     assert r.per_query[3]["miss_reasons"] == ["low_score", "no_answer"]
     # Evaluation questions stay out of the query log unless asked for.
@@ -132,6 +133,7 @@ def test_citations_are_stripped_and_wrong_citations_count(
     assert [row["citation_precision"] for row in r.per_query] == [0.5, 0.5, 0.0, None]
     assert r.citation_precision == pytest.approx(1 / 3)
     assert run.info["citation_precision_pooled"] == pytest.approx(2 / 5)
+    assert run.info["contains_reference"] == 0.5  # q3 "magma" is only part of its reference
     assert run.info["no_answer_share"] == 0.25 and run.info["generators_used"] == {"scripted": 4}
     assert r.per_query[0]["cited_documents"][0] == "d1"
 
@@ -164,8 +166,11 @@ def test_sets_without_answers_and_empty_data_dirs_are_refused(
         evaluate_answers(fake_runtime, load_beir(plain))
 
 
-def test_strip_citations() -> None:
+def test_strip_citations_and_contains_reference() -> None:
     assert strip_citations("Paris [1]. It is big [2, 3]") == "Paris. It is big"
+    assert contains_reference("It is in the 10th century, roughly.", ["10th Century"])
+    assert not contains_reference("Vitamin Cat", ["vitamin c"])  # whole words only
+    assert not contains_reference("anything", ["the"])  # a reference that normalises to ""
 
 
 def test_cli_answers_writes_json_and_markdown(

@@ -15,6 +15,7 @@ import re
 import statistics
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from ragloop.core.generators.base import Generator
 from ragloop.core.generators.registry import build_generator
 from ragloop.core.querylog import QueryLog, QueryRecord
 from ragloop.core.runtime import Runtime
-from ragloop.eval.answers import AnswerEvaluator, AnswerReport
+from ragloop.eval.answers import AnswerEvaluator, AnswerReport, normalize_answer
 from ragloop.eval.datasets import BeirDataset
 from ragloop.eval.model_mode import ProgressFn
 from ragloop.eval.service_mode import check_coverage
@@ -36,6 +37,16 @@ _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 def strip_citations(text: str) -> str:
     """The answer without its ``[n]`` / ``[n, m]`` citation markers."""
     return _CITATION.sub("", text).strip()
+
+
+def contains_reference(prediction: str, references: Sequence[str]) -> bool:
+    """Whether some normalised reference occurs in the normalised prediction as whole words.
+
+    Exact match and F1 punish a long answer that holds the right span (an extractive sentence);
+    this says how often the span is there at all.
+    """
+    padded = f" {normalize_answer(prediction)} "
+    return any(ref and f" {ref} " in padded for ref in map(normalize_answer, references))
 
 
 class _UnloggedQueries(QueryLog):
@@ -72,11 +83,12 @@ class AnswerRun:
             f"{r.n_queries} of {i['n_answerable']} questions with reference answers; "
             f"generator {r.model}, k = {i['k']}, model version {i['model_version']}.",
             "",
-            "| generator | queries | exact match | token F1 | citation precision "
-            "| cited nothing | no_answer |",
-            "|---|---|---|---|---|---|---|",
-            f"| {r.model} | {r.n_queries} | {r.exact_match:.4f} | {r.f1:.4f} | {cp} "
-            f"| {i['n_without_citations']} | {i['no_answer_share']:.4f} |",
+            "| generator | queries | exact match | token F1 | contains reference "
+            "| citation precision | cited nothing | no_answer |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| {r.model} | {r.n_queries} | {r.exact_match:.4f} | {r.f1:.4f} "
+            f"| {i['contains_reference']:.4f} | {cp} | {i['n_without_citations']} "
+            f"| {i['no_answer_share']:.4f} |",
             "",
             f"Generators that answered: {i['generators_used']}; provider errors: "
             f"{i['generator_errors']}. Mean retrieve {i['timings_ms']['retrieve_mean']} ms, "
@@ -121,6 +133,7 @@ def evaluate_answers(
     answerer = Answerer(runtime, log(runtime.catalog.engine), lambda _name: generator, fallback)
     outcomes: list[QueryOutcome] = []
     citations: list[list[str]] = []
+    predictions: list[str] = []
 
     def answer(question: str) -> tuple[str, list[str]]:
         text, k_used = answerer.validate(question, k)
@@ -130,14 +143,20 @@ def evaluate_answers(
         cited = [by_n[n] for n in outcome.citations if n in by_n]
         citations.append(cited)
         no_answer = "no_answer" in outcome.miss_reasons
-        return ("" if no_answer else strip_citations(outcome.answer)), cited
+        predictions.append("" if no_answer else strip_citations(outcome.answer))
+        return predictions[-1], cited
 
     evaluator = AnswerEvaluator(dataset, answer, limit=limit, seed=seed, progress=progress)
     report = evaluator.evaluate(generator.name)
     n = max(len(outcomes), 1)
-    gold_cited = n_cited = 0
-    for row, o, cited in zip(report.per_query, outcomes, citations, strict=True):
+    gold_cited = n_cited = n_contains = 0
+    rows = zip(report.per_query, outcomes, citations, predictions, strict=True)
+    for row, o, cited, prediction in rows:
         gold = dataset.relevant(row["query_id"])
+        row["contains_reference"] = contains_reference(
+            prediction, dataset.queries[row["query_id"]].answers
+        )
+        n_contains += row["contains_reference"]
         gold_cited += sum(d in gold for d in cited)
         n_cited += len(cited)
         row |= {
@@ -154,6 +173,7 @@ def evaluate_answers(
         "k": k,
         "data_dir": str(settings.data_dir),
         "model_version": outcomes[0].model_version if outcomes else None,
+        "contains_reference": n_contains / n,
         "n_without_citations": report.n_queries - report.n_with_citations,
         # Every citation weighs the same here; ``citation_precision`` averages per question.
         "citation_precision_pooled": gold_cited / n_cited if n_cited else None,
