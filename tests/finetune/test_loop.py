@@ -151,7 +151,7 @@ def test_wrong_pairs_are_rejected_and_bad_requests_change_nothing(loop_client) -
     client, gate = loop_client
     options = {
         "sources": ["synthetic"],
-        "epochs": 8,
+        "epochs": 4,
         "batch_size": 4,
         "learning_rate": 3e-4,
         "shuffle_positives": True,
