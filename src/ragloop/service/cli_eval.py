@@ -75,7 +75,12 @@ def eval_command(
     ] = None,
     precision: Annotated[
         Precision | None,
-        typer.Option("--precision", help="Embedder precision; auto = bf16 on CPUs with it."),
+        typer.Option(
+            "--precision",
+            help="Embedder precision; default fp32 in model mode (comparable with "
+            "sentence-transformers and across machines), RAGLOOP_PRECISION in service mode "
+            "(the serving path); auto = bf16 on CPUs with it.",
+        ),
     ] = None,
     batch_size: Annotated[
         int | None, typer.Option("--batch-size", min=1, help="Texts per embedding batch.")
@@ -103,6 +108,8 @@ def eval_command(
     from ragloop.eval.search import parse_dims
 
     with handled():
+        if precision is None and mode == Mode.model and not answers:
+            precision = Precision.fp32  # measure the model itself, not a fast path
         settings = load_settings(
             data_dir=data_dir, precision=precision.value if precision else None
         )
