@@ -219,8 +219,9 @@ def train_query_adapter(
         opt.zero_grad()
         loss.backward()
         opt.step()
-        history.append({"step": step + 1, "loss": float(loss)})
-        if report((step + 1) / steps, f"training adapter step {step + 1}/{steps}", float(loss)):
+        value = float(loss.detach())
+        history.append({"step": step + 1, "loss": value})
+        if report((step + 1) / steps, f"training adapter step {step + 1}/{steps}", value):
             break
     np.save(out_dir / ADAPTER_FILE, w.detach().numpy().astype(np.float32))
     (out_dir / "adapter.json").write_text(json.dumps({"kind": "query_adapter", "dim": d}))
