@@ -1,6 +1,8 @@
 """Calibrate the ``low_score`` miss threshold on a BEIR dataset ingested into a data dir.
 
-Usage: python scripts/calibrate_miss_threshold.py --data-dir DIR --dataset ../shared/data/scifact --split train
+Usage:
+  python scripts/calibrate_miss_threshold.py --data-dir DIR \
+      --dataset ../shared/data/scifact --split train
 
 For every query of the split it retrieves the top 10 chunks and records the top-1 cosine
 score and whether any gold document was among the top 10 (a retrieval "hit"). It prints the
@@ -12,8 +14,6 @@ score distribution of hits and misses and, for candidate thresholds, how many re
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ import numpy as np
 from ragloop.core.retriever import search
 from ragloop.core.runtime import open_runtime
 from ragloop.core.settings import load_settings
+from ragloop.eval.datasets import load_beir
 
 
 def main() -> None:
@@ -30,15 +31,9 @@ def main() -> None:
     ap.add_argument("--dataset", type=Path, required=True)
     ap.add_argument("--split", default="train")
     args = ap.parse_args()
-    queries = {
-        (o := json.loads(line))["_id"]: o["text"]
-        for line in (args.dataset / "queries.jsonl").read_text().splitlines()
-    }
-    gold: dict[str, set[str]] = {}
-    with (args.dataset / "qrels" / f"{args.split}.tsv").open() as fh:
-        for row in list(csv.reader(fh, delimiter="\t"))[1:]:
-            if int(row[2]) > 0:
-                gold.setdefault(row[0], set()).add(row[1])
+    dataset = load_beir(args.dataset, args.split)
+    queries = {qid: q.text for qid, q in dataset.queries.items()}
+    gold = {qid: dataset.relevant(qid) for qid in dataset.queries if dataset.relevant(qid)}
     rt = open_runtime(load_settings(data_dir=args.data_dir))
     index = rt.active_index()
     scores, hit = [], []

@@ -2,7 +2,8 @@
 
 Usage:
   python scripts/loop_replay.py --data-dir DIR --dataset ../shared/data/scifact
-      [--split train] [--sources labelled,synthetic] [--retrain-json '{...}'] [--gold-as-feedback all|misses]
+      [--split train] [--sources labelled,synthetic] [--retrain-json '{...}']
+      [--gold-as-feedback all|misses]
 
 DIR must already hold the dataset's corpus (``ragloop ingest DATASET/corpus.jsonl``). The script
 starts ``ragloop serve`` over DIR, sends every query of the split through ``POST /v1/query``;
@@ -15,7 +16,6 @@ the job's report (pair counts, gate scores, timings) as JSON.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -24,7 +24,9 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.query_load import start_server  # noqa: E402
+from benchmarks.query_load import start_server
+
+from ragloop.eval.datasets import load_beir
 
 TOKEN = "replay-admin"
 
@@ -39,15 +41,9 @@ def main() -> None:
     ap.add_argument("--retrain-json", default="{}")
     ap.add_argument("--gold-as-feedback", choices=["misses", "all"], default="misses")
     args = ap.parse_args()
-    queries = {
-        (o := json.loads(line))["_id"]: o["text"]
-        for line in (args.dataset / "queries.jsonl").read_text().splitlines()
-    }
-    gold: dict[str, set[str]] = {}
-    with (args.dataset / "qrels" / f"{args.split}.tsv").open() as fh:
-        for row in list(csv.reader(fh, delimiter="\t"))[1:]:
-            if int(row[2]) > 0:
-                gold.setdefault(row[0], set()).add(row[1])
+    dataset = load_beir(args.dataset, args.split)
+    queries = {qid: q.text for qid, q in dataset.queries.items()}
+    gold = {qid: dataset.relevant(qid) for qid in dataset.queries if dataset.relevant(qid)}
     proc, url = start_server(args.data_dir, {"RAGLOOP_ADMIN_TOKEN": TOKEN})
     admin = {"Authorization": f"Bearer {TOKEN}"}
     try:
@@ -62,13 +58,19 @@ def main() -> None:
                 misses += not (found & docs)
                 r = http.post(
                     "/v1/feedback",
-                    json={"query_id": body["query_id"], "rating": "down" if not (found & docs) else "up",
-                          "relevant_document_ids": sorted(docs)},
+                    json={
+                        "query_id": body["query_id"],
+                        "rating": "down" if not (found & docs) else "up",
+                        "relevant_document_ids": sorted(docs),
+                    },
                 )
                 r.raise_for_status()
                 sent += 1
-            print(f"replayed {len(gold)} queries in {time.time() - t0:.0f}s; "
-                  f"{misses} misses; feedback sent for {sent}", flush=True)
+            print(
+                f"replayed {len(gold)} queries in {time.time() - t0:.0f}s; "
+                f"{misses} misses; feedback sent for {sent}",
+                flush=True,
+            )
             options = {"sources": args.sources.split(",")} | json.loads(args.retrain_json)
             t1 = time.time()
             job = http.post("/admin/retrain", json=options, headers=admin).json()
@@ -78,7 +80,8 @@ def main() -> None:
             while not job.get("done"):
                 time.sleep(5)
                 job = http.get(f"/admin/jobs/{job['id']}", headers=admin).json()
-                line = f"{time.time() - t1:6.0f}s {job['state']:12s} {job['progress']:.2f} {job['message']}"
+                state = f"{job['state']:12s} {job['progress']:.2f} {job['message']}"
+                line = f"{time.time() - t1:6.0f}s {state}"
                 if line[7:] != last:
                     print(line, flush=True)
                     last = line[7:]
