@@ -32,28 +32,20 @@ class ActiveIndex:
         return self.version.collection
 
 
-class Runtime:
-    """The objects one process shares: catalog, store, registry and the loaded embedders."""
+class ModelLoader:
+    """Loads (once) the embedder of a model reference or a model version.
 
-    def __init__(
-        self,
-        settings: Settings,
-        catalog: Catalog,
-        store: VectorStore,
-        registry: EmbedderRegistry,
-    ) -> None:
+    Needs only the catalog and the registry, never the vector store, so the training worker and
+    the evaluation harness load versions exactly as the serving runtime does (query-only
+    versions included).
+    """
+
+    def __init__(self, settings: Settings, catalog: Catalog, registry: EmbedderRegistry) -> None:
         self.settings = settings
         self.catalog = catalog
-        self.store = store
         self.registry = registry
         self._embedders: dict[str, Embedder] = {}
         self._lock = threading.Lock()
-        self._active: ActiveIndex | None = None
-        self._checked = 0.0
-        self._swap_lock = threading.Lock()
-        #: How often (seconds) a process re-reads the active pointer; another process (a
-        #: worker, the CLI) may have promoted or rolled back a version.
-        self.follow_interval = 1.0
 
     def embedder_for(self, model_ref: str) -> Embedder:
         """Load (once) the embedder a model reference names."""
@@ -81,6 +73,37 @@ class Runtime:
                     self._embedders[key] = emb
             return ActiveIndex(version, emb)
         return ActiveIndex(version, self.embedder_for(version.model_ref))
+
+
+class Runtime:
+    """The objects one process shares: catalog, store, registry and the loaded embedders."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        store: VectorStore,
+        registry: EmbedderRegistry,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.store = store
+        self.registry = registry
+        self.models = ModelLoader(settings, catalog, registry)
+        self._active: ActiveIndex | None = None
+        self._checked = 0.0
+        self._swap_lock = threading.Lock()
+        #: How often (seconds) a process re-reads the active pointer; another process (a
+        #: worker, the CLI) may have promoted or rolled back a version.
+        self.follow_interval = 1.0
+
+    def embedder_for(self, model_ref: str) -> Embedder:
+        """Load (once) the embedder a model reference names."""
+        return self.models.embedder_for(model_ref)
+
+    def index_for(self, version: ModelVersion) -> ActiveIndex:
+        """A version with its embedder loaded (see ``ModelLoader.index_for``)."""
+        return self.models.index_for(version)
 
     def active_index(self) -> ActiveIndex:
         """The active version with its embedder, registering the base model on first use.

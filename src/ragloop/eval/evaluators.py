@@ -16,7 +16,8 @@ from ragloop.core import embedders
 from ragloop.core.catalog import Catalog
 from ragloop.core.embedders import Embedder, EmbedderOptions, EmbedderRegistry
 from ragloop.core.errors import ModelUnavailableError, NotFoundError
-from ragloop.core.runtime import Runtime
+from ragloop.core.records import ModelVersion
+from ragloop.core.runtime import ModelLoader, Runtime
 from ragloop.core.settings import Settings
 from ragloop.eval.datasets import BeirDataset
 from ragloop.eval.metrics import DEFAULT_KS
@@ -129,6 +130,7 @@ class ModelSource:
         self.registry = registry
         self._catalog: Catalog | None = None
         self._loaded: dict[str, Embedder] = {}
+        self._models: ModelLoader | None = None
 
     @property
     def catalog(self) -> Catalog | None:
@@ -150,6 +152,17 @@ class ModelSource:
                 pass
         return ref
 
+    def _version(self, ref: str) -> ModelVersion | None:
+        catalog = self.catalog
+        if catalog is None:
+            return None
+        if ref == "active":
+            return catalog.active_version()
+        try:
+            return catalog.get_version(ref)
+        except NotFoundError:
+            return None
+
     def _load(self, model_ref: str) -> Embedder:
         if model_ref not in self._loaded:
             registry = self.registry or embedders.default_registry()
@@ -159,6 +172,14 @@ class ModelSource:
 
     def load(self, ref: str) -> Embedder:
         """Load the embedder for ``active``, a version id, a directory or a registered name."""
+        version = self._version(ref)
+        if version is not None and self._catalog is not None:
+            # Versions load as the service loads them (a query-only version is its parent's
+            # model plus its query adapter, not a model directory of its own).
+            if self._models is None:
+                registry = self.registry or embedders.default_registry()
+                self._models = ModelLoader(self.settings, self._catalog, registry)
+            return self._models.index_for(version).embedder
         target = self.model_ref(ref)
         try:
             return self._load(target)

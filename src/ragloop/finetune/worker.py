@@ -24,10 +24,9 @@ from ragloop.core.catalog import Catalog
 from ragloop.core.embedders import Embedder, EmbedderOptions, default_registry
 from ragloop.core.errors import StoreError
 from ragloop.core.jobs import JobStore
-from ragloop.core.runtime import Runtime
+from ragloop.core.runtime import ModelLoader
 from ragloop.core.settings import load_settings
 from ragloop.core.st_embedder import SentenceTransformerEmbedder, cpu_has_native_bf16
-from ragloop.core.store import VectorStore
 from ragloop.eval.datasets import load_beir
 from ragloop.eval.model_mode import embed_in_batches, evaluate_model
 from ragloop.finetune.gate import decide, score_chunks
@@ -35,15 +34,6 @@ from ragloop.finetune.options import RetrainOptions
 from ragloop.finetune.trainer import train_full, train_query_adapter
 
 EXIT_CANCELLED = 3
-
-
-class _NoStore(VectorStore):
-    """The worker must not open the vector store; any use is a bug."""
-
-    def _no(self, *args: Any, **kwargs: Any) -> Any:
-        raise StoreError("the training worker does not use the vector store")
-
-    ensure_collection = upsert = delete = query = vectors = count = ids = drop = collections = _no
 
 
 class _Cancelled(Exception):
@@ -63,7 +53,8 @@ class Worker:
         self.job_id: str = self.spec["job_id"]
         self.parent = os.getppid()
         self.last_write = 0.0
-        self.rt = Runtime(self.settings, self.catalog, _NoStore(), default_registry())
+        # The worker never opens the vector store (embedded Chroma belongs to the server).
+        self.models = ModelLoader(self.settings, self.catalog, default_registry())
 
     def report(self, progress: float, message: str, loss: float | None = None) -> bool:
         """Write progress (throttled); True when the job was cancelled or the server died."""
@@ -80,7 +71,7 @@ class Worker:
 
     def run(self) -> None:
         """Train, encode, gate; write results."""
-        current = self.rt.index_for(self.catalog.get_version(self.spec["current_version"]))
+        current = self.models.index_for(self.catalog.get_version(self.spec["current_version"]))
         out_dir = Path(self.spec["candidate_dir"])
         out_dir.mkdir(parents=True, exist_ok=True)
         rows = [json.loads(line) for line in (self.dir / "train.jsonl").read_text().splitlines()]

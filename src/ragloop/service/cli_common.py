@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ragloop.core.errors import RagloopError
 from ragloop.core.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from ragloop.core.catalog import Catalog
 
 EXIT_ERROR = 1
 EXIT_PARTIAL = 3
@@ -92,3 +95,15 @@ def progress_callback(bar: Progress) -> Callable[[str, int, int], None]:
         bar.update(tasks[stage], completed=done, total=total or None)
 
     return report
+
+
+@contextmanager
+def open_catalog(data_dir: Path | None) -> Iterator[Catalog]:
+    """The data dir's catalog alone (these commands never touch the vector store)."""
+    from ragloop.core.catalog import Catalog
+
+    catalog = Catalog.open(settings_for(data_dir).resolved_catalog_url)
+    try:
+        yield catalog
+    finally:
+        catalog.close()

@@ -23,6 +23,7 @@ from ragloop.service.cli_common import (
     emit_json,
     fail,
     handled,
+    open_catalog,
     out,
     progress_bar,
     settings_for,
@@ -167,10 +168,7 @@ def models_list(
         if server:
             rows = _remote("GET", server, "/admin/models", token)
         else:
-            from ragloop.core.catalog import Catalog
-
-            catalog = Catalog.open(settings_for(data_dir).resolved_catalog_url)
-            try:
+            with open_catalog(data_dir) as catalog:
                 active = catalog.active_version()
                 rows = [
                     {
@@ -184,8 +182,6 @@ def models_list(
                     }
                     for v in catalog.list_versions()
                 ]
-            finally:
-                catalog.close()
     if as_json:
         emit_json(rows)
         return

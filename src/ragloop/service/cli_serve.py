@@ -16,6 +16,7 @@ from ragloop.service.cli_common import (
     emit_json,
     fail,
     handled,
+    open_catalog,
     out,
     settings_for,
 )
@@ -76,18 +77,10 @@ def misses(
     as_json: JsonFlag = False,
 ) -> None:
     """List missed queries, newest first."""
-    from ragloop.core.catalog import Catalog
     from ragloop.core.querylog import QueryLog
 
-    with handled():
-        settings = settings_for(data_dir)
-        catalog = Catalog.open(settings.resolved_catalog_url)
-        try:
-            items, total = QueryLog(catalog.engine).find(
-                misses_only=True, reason=reason, limit=limit
-            )
-        finally:
-            catalog.close()
+    with handled(), open_catalog(data_dir) as catalog:
+        items, total = QueryLog(catalog.engine).find(misses_only=True, reason=reason, limit=limit)
     if as_json:
         emit_json({"total": total, "items": [r.to_dict() for r in items]})
         return
@@ -107,14 +100,9 @@ def keys_create(
 ) -> None:
     """Create a key; the key itself is printed once and never stored."""
     from ragloop.core.apikeys import ApiKeys
-    from ragloop.core.catalog import Catalog
 
-    with handled():
-        catalog = Catalog.open(settings_for(data_dir).resolved_catalog_url)
-        try:
-            record, plaintext = ApiKeys(catalog.engine).create(name)
-        finally:
-            catalog.close()
+    with handled(), open_catalog(data_dir) as catalog:
+        record, plaintext = ApiKeys(catalog.engine).create(name)
     if as_json:
         emit_json(record.to_dict() | {"key": plaintext})
     else:
@@ -125,14 +113,9 @@ def keys_create(
 def keys_list(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
     """List keys (ids and prefixes only)."""
     from ragloop.core.apikeys import ApiKeys
-    from ragloop.core.catalog import Catalog
 
-    with handled():
-        catalog = Catalog.open(settings_for(data_dir).resolved_catalog_url)
-        try:
-            keys = ApiKeys(catalog.engine).all()
-        finally:
-            catalog.close()
+    with handled(), open_catalog(data_dir) as catalog:
+        keys = ApiKeys(catalog.engine).all()
     if as_json:
         emit_json([k.to_dict() for k in keys])
         return
@@ -153,14 +136,9 @@ def keys_revoke(
 ) -> None:
     """Revoke a key."""
     from ragloop.core.apikeys import ApiKeys
-    from ragloop.core.catalog import Catalog
 
-    with handled():
-        catalog = Catalog.open(settings_for(data_dir).resolved_catalog_url)
-        try:
-            record = ApiKeys(catalog.engine).revoke(key_id)
-        finally:
-            catalog.close()
+    with handled(), open_catalog(data_dir) as catalog:
+        record = ApiKeys(catalog.engine).revoke(key_id)
     if as_json:
         emit_json(record.to_dict())
     else:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import Request
 
@@ -38,7 +37,6 @@ class AppState:
     scheduler: Scheduler
     lock: WriterLock | None = None
     ready: threading.Event = field(default_factory=threading.Event)
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 def get_state(request: Request) -> AppState:
