@@ -5,7 +5,7 @@ from pathlib import Path
 from ragloop.core.querylog import QueryLog
 from ragloop.core.runtime import Runtime
 from ragloop.finetune.options import RetrainOptions
-from ragloop.finetune.pairs import Pair, build_training_set, split_heldout
+from ragloop.finetune.pairs import Pair, build_training_set, mask_span, split_heldout
 from ragloop.finetune.synthetic import (
     OFFLINE_METHOD,
     SyntheticQuestions,
@@ -54,6 +54,44 @@ def test_offline_questions_are_title_and_cropped_sentences(
     assert offline_questions(chunk, 2) == qs  # deterministic per chunk
 
 
+def test_offline_title_goes_with_the_first_chunk_only(
+    fake_runtime: Runtime, tmp_path: Path
+) -> None:
+    long = " ".join(f"Sentence {i} says the ocean and the whale swim far away." for i in range(12))
+    corpus = tmp_path / "long.jsonl"
+    corpus.write_text(json.dumps({"_id": "L", "title": "Whales of the ocean", "text": long}))
+    Ingestor(fake_runtime).ingest([corpus])
+    chunks = fake_runtime.catalog.chunks_of("L")
+    assert len(chunks) >= 3
+    assert offline_questions(chunks[0], 1) == ["Whales of the ocean"]
+    for later in chunks[1:]:
+        (q,) = offline_questions(later, 1)
+        assert q != "Whales of the ocean" and q in later.text
+
+
+def test_mask_span_removes_the_question_from_its_positive() -> None:
+    text = "Whales of the ocean\nWhales sing long songs that carry across whole ocean basins."
+    assert mask_span(text, "Whales of the ocean") == (
+        "Whales sing long songs that carry across whole ocean basins."
+    )
+    assert mask_span(text, "not there") == text
+    # a span that is nearly the whole chunk leaves nothing to learn from: keep the chunk
+    assert mask_span("Short title\nTiny.", "Short title") == "Short title\nTiny."
+
+
+def test_synthetic_sampling_covers_each_document_before_second_chunks(
+    fake_runtime: Runtime, tmp_path: Path
+) -> None:
+    _ingest_many(fake_runtime, tmp_path, n=30)
+    docs = fake_runtime.catalog.counts()["documents"]
+    log = QueryLog(fake_runtime.catalog.engine)
+    opts = RetrainOptions(hard_negatives=False, max_synthetic_chunks=docs, sources=["synthetic"])
+    data = build_training_set(fake_runtime, log, opts, None)
+    ids = [p.chunk_id for p in data.train] + [c[0] for _, c in data.heldout]
+    chunks = fake_runtime.catalog.get_chunks(ids)
+    assert {chunks[i].seq for i in ids} == {0}
+
+
 def test_synthetic_questions_are_cached_per_chunk(fake_runtime: Runtime, tmp_path: Path) -> None:
     _ingest_many(fake_runtime, tmp_path)
     chunks = [c for b in fake_runtime.catalog.iter_chunks() for c in b][:10]
@@ -84,7 +122,9 @@ def test_training_set_from_feedback_and_synthetic(fake_runtime: Runtime, tmp_pat
     m = data.manifest
     assert m["sources"]["labelled"] == 12  # the pair whose chunk is gone is dropped
     assert m["sources"]["pseudo"] == "skipped: no LLM generator configured"
-    assert m["synthetic_method"] == OFFLINE_METHOD
+    assert m["synthetic_method"].startswith(OFFLINE_METHOD)
+    # offline questions are spans of their chunk: trained against the chunk without them
+    assert all(p.masked == (p.source == "synthetic") for p in data.train)
     assert m["heldout_queries"] == len(data.heldout) >= 60
     held_q = {q for q, _ in data.heldout}
     # labelled pairs are held out first, and a held-out question is never trained on

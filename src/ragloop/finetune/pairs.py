@@ -42,6 +42,19 @@ class Pair:
     chunk_id: str
     source: str
     negative_id: str | None = None
+    #: The question is a span of the chunk (offline title/crop): train against the chunk with
+    #: that span removed (inverse cloze), or the pair only teaches copying words.
+    masked: bool = False
+
+
+def mask_span(text: str, span: str) -> str:
+    """``text`` with the first occurrence of ``span`` removed (whitespace tidied); ``text``
+    itself when the span is absent or is nearly all of it."""
+    at = text.find(span)
+    if at < 0:
+        return text
+    rest = " ".join((text[:at] + " " + text[at + len(span) :]).split())
+    return rest if len(rest.split()) >= 8 else text
 
 
 @dataclass
@@ -123,15 +136,24 @@ def synthetic_pairs(
     rt: Runtime, options: RetrainOptions, llm: LLMGenerator | None, rng: random.Random
 ) -> tuple[list[Pair], str]:
     """Questions for a seeded sample of chunks, from the cache or freshly generated."""
-    ids = [c.id for batch in rt.catalog.iter_chunks(5000) for c in batch]
-    rng.shuffle(ids)
+    firsts: list[str] = []
+    others: list[str] = []
+    for batch in rt.catalog.iter_chunks(5000):
+        for c in batch:
+            (firsts if c.seq == 0 else others).append(c.id)
+    rng.shuffle(firsts)
+    rng.shuffle(others)
+    # Documents' first chunks first: every document gets a question before any gets two.
+    ids = firsts + others
     chunks = list(rt.catalog.get_chunks(ids[: options.max_synthetic_chunks]).values())
     chunks.sort(key=lambda c: c.id)
     per_chunk = options.synthetic_per_chunk or (3 if llm is not None else 1)
     gen = SyntheticQuestions(rt.catalog.engine, llm, per_chunk)
     questions = gen.for_chunks(chunks)
-    pairs = [Pair(q, cid, "synthetic") for cid, qs in questions.items() for q in qs]
-    return pairs, gen.method
+    offline = llm is None
+    pairs = [Pair(q, cid, "synthetic", masked=offline) for cid, qs in questions.items() for q in qs]
+    method = gen.method + (" (question masked out of its chunk)" if offline else "")
+    return pairs, method
 
 
 def split_heldout(

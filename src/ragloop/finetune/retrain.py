@@ -29,7 +29,7 @@ from ragloop.core.records import ModelVersion
 from ragloop.core.runtime import Runtime
 from ragloop.core.store import collection_name
 from ragloop.finetune.options import RetrainOptions
-from ragloop.finetune.pairs import build_training_set
+from ragloop.finetune.pairs import build_training_set, mask_span
 from ragloop.finetune.promote import Promoter
 
 KIND = "retrain"
@@ -164,7 +164,9 @@ class RetrainManager:
             for p in data.train:
                 row = {
                     "anchor": p.question,
-                    "positive": texts[p.chunk_id],
+                    "positive": mask_span(texts[p.chunk_id], p.question)
+                    if p.masked
+                    else texts[p.chunk_id],
                     "positive_id": p.chunk_id,
                     "source": p.source,
                 }

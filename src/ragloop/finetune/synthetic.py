@@ -2,8 +2,10 @@
 
 With an LLM configured, it writes a few questions per chunk, each answerable from the chunk
 alone (the recipe of the well-known embedding fine-tuning write-ups). Without one, an offline
-pseudo-query method stands in: the chunk's title (as in title -> abstract pairs) and one
-sentence cropped out of the chunk (inverse-cloze / cropping pre-training).
+pseudo-query method stands in: a document's title for its first chunk (as in title -> abstract
+pairs) and, for other chunks, a sentence cropped out of the chunk (inverse-cloze / cropping
+pre-training). Either way the question is a span of the chunk, so training masks it out of the
+positive (see ``pairs.mask_span``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from ragloop.core.errors import GeneratorError
 from ragloop.core.generators.base import LLMGenerator
 from ragloop.core.records import ChunkRecord
 
-OFFLINE_METHOD = "offline:title+crop"
+#: Versioned: cached questions of an older offline method are not reused.
+OFFLINE_METHOD = "offline:title+crop/v2"
 
 SYSTEM = (
     "You write search questions for a retrieval benchmark. Given a passage, write questions "
@@ -33,10 +36,13 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
 def offline_questions(chunk: ChunkRecord, n: int) -> list[str]:
-    """Title plus cropped sentences of the chunk, deterministic per chunk."""
+    """The title (first chunk of a document only) plus cropped sentences, deterministic per chunk.
+
+    A title describes its whole document; paired with a later chunk it teaches noise.
+    """
     out = []
     title = chunk.title.strip()
-    if title and len(title.split()) >= 2:
+    if chunk.seq == 0 and title and len(title.split()) >= 2:
         out.append(title)
     sentences = [s.strip() for s in _SENTENCE.split(chunk.text) if len(s.split()) >= 6]
     rng = random.Random(chunk.id)
