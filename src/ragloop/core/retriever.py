@@ -28,7 +28,7 @@ def search(
         raise InvalidInputError("the query is empty")
     if not 1 <= k <= MAX_K:
         raise InvalidInputError(f"k must be between 1 and {MAX_K}, got {k}")
-    vector = index.embedder.embed_query(query)
+    vector = index.query_vector(query)
     found = store.query(index.collection, vector, k, where)
     chunks = catalog.get_chunks([cid for cid, _ in found])
     docs = catalog.documents_by_ids([c.document_id for c in chunks.values()])

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
 
 from ragloop.core.adapters import QueryAdapterEmbedder
 from ragloop.core.catalog import Catalog
 from ragloop.core.embedders import Embedder, EmbedderOptions, EmbedderRegistry, default_registry
 from ragloop.core.errors import ConfigError
+from ragloop.core.query_cache import QueryCache
 from ragloop.core.records import ModelVersion
 from ragloop.core.settings import Settings
 from ragloop.core.store import ChromaStore, HnswParams, VectorStore, collection_name
@@ -25,11 +28,18 @@ class ActiveIndex:
 
     version: ModelVersion
     embedder: Embedder
+    cache: QueryCache | None = field(default=None, compare=False)
 
     @property
     def collection(self) -> str:
         """The collection holding this version's vectors."""
         return self.version.collection
+
+    def query_vector(self, text: str) -> np.ndarray:
+        """The query's embedding under this version (from the LRU cache when it has one)."""
+        if self.cache is None:
+            return self.embedder.embed_query(text)
+        return self.cache.get_or_compute(self.version.version, text, self.embedder.embed_query)
 
 
 class ModelLoader:
@@ -46,6 +56,7 @@ class ModelLoader:
         self.registry = registry
         self._embedders: dict[str, Embedder] = {}
         self._lock = threading.Lock()
+        self.query_cache = QueryCache(settings.query_cache_size)
 
     def embedder_for(self, model_ref: str) -> Embedder:
         """Load (once) the embedder a model reference names."""
@@ -71,8 +82,8 @@ class ModelLoader:
                         parent.embedder, Path(version.model_ref), version.version
                     )
                     self._embedders[key] = emb
-            return ActiveIndex(version, emb)
-        return ActiveIndex(version, self.embedder_for(version.model_ref))
+            return ActiveIndex(version, emb, self.query_cache)
+        return ActiveIndex(version, self.embedder_for(version.model_ref), self.query_cache)
 
 
 class Runtime:
