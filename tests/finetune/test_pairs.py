@@ -5,7 +5,14 @@ from pathlib import Path
 from ragloop.core.querylog import QueryLog
 from ragloop.core.runtime import Runtime
 from ragloop.finetune.options import RetrainOptions
-from ragloop.finetune.pairs import Pair, build_training_set, mask_span, split_heldout
+from ragloop.finetune.pairs import (
+    MAX_HELDOUT,
+    MIN_HELDOUT,
+    Pair,
+    build_training_set,
+    mask_span,
+    split_heldout,
+)
 from ragloop.finetune.synthetic import (
     OFFLINE_METHOD,
     SyntheticQuestions,
@@ -154,3 +161,14 @@ def test_shuffled_positives_move_chunks(fake_runtime: Runtime, tmp_path: Path) -
     assert wrong.manifest["shuffled_positives"] is True
     same = sum(a.chunk_id == b.chunk_id for a, b in zip(right.train, wrong.train, strict=True))
     assert same < len(right.train) * 0.2
+
+
+def test_heldout_takes_a_fifth_of_labelled_pairs_up_to_a_cap() -> None:
+    few = [Pair(f"q{i}", f"c{i}", "labelled") for i in range(100)]
+    syn = [Pair(f"s{i}", f"x{i}", "synthetic") for i in range(1000)]
+    train, held = split_heldout(few, [], syn, RetrainOptions(), random.Random(0))
+    assert sum(q.startswith("q") for q, _ in held) == 20
+    assert len(held) == MIN_HELDOUT and len(train) == 1100 - MIN_HELDOUT
+    many = [Pair(f"q{i}", f"c{i}", "labelled") for i in range(5000)]
+    train, held = split_heldout(many, [], [], RetrainOptions(), random.Random(0))
+    assert len(held) == MAX_HELDOUT and len(train) == 5000 - MAX_HELDOUT
