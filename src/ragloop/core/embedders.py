@@ -15,10 +15,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ragloop.core.errors import ModelUnavailableError
+
+if TYPE_CHECKING:
+    from ragloop.core.settings import Settings
 
 
 class Embedder(ABC):
@@ -57,10 +61,22 @@ class Embedder(ABC):
 
 @dataclass(frozen=True)
 class EmbedderOptions:
-    """Runtime options every factory receives."""
+    """Runtime options every factory receives.
+
+    ``backend`` defaults to ``torch`` here so that a load built by hand (tests, scripts) is the
+    plain sentence-transformers path with no files written; ``from_settings`` passes
+    ``RAGLOOP_BACKEND`` (default ``auto``) and the data dir, where ONNX exports are cached.
+    """
 
     device: str = "cpu"
     precision: str = "auto"
+    backend: str = "torch"
+    data_dir: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EmbedderOptions:
+        """The options a deployment's settings ask for."""
+        return cls(settings.device, settings.precision, settings.backend, settings.data_dir)
 
 
 EmbedderFactory = Callable[[EmbedderOptions], Embedder]

@@ -63,10 +63,7 @@ class ModelLoader:
         with self._lock:
             emb = self._embedders.get(model_ref)
             if emb is None:
-                emb = self.registry.load(
-                    model_ref,
-                    EmbedderOptions(device=self.settings.device, precision=self.settings.precision),
-                )
+                emb = self.registry.load(model_ref, EmbedderOptions.from_settings(self.settings))
                 self._embedders[model_ref] = emb
             return emb
 

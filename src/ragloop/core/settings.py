@@ -34,8 +34,13 @@ class Settings(BaseSettings):
         description="Base embedding model: a registered name or a local model directory.",
     )
     device: str = Field("cpu", description="torch device for the embedder.")
-    precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto: bf16 autocast when the CPU has native bf16 matmul."
+    backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto",
+        description="Embedder runtime; auto: the fastest path that keeps quality on this CPU.",
+    )
+    precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
+        "auto",
+        description="auto: chosen with the backend; bf16 is torch autocast, int8 is ONNX only.",
     )
     embed_batch_size: int = Field(32, ge=1, le=4096)
     chunk_tokens: int = Field(256, ge=16, le=8192, description="Target chunk size in tokens.")
@@ -101,6 +106,24 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://, e.g. http://localhost:8001")
         return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> Settings:
+        if self.precision == "int8" and self.backend == "torch":
+            raise ValueError(
+                "RAGLOOP_PRECISION=int8 runs only on ONNX Runtime: set RAGLOOP_BACKEND=onnx "
+                "(or auto), or use precision fp32 or bf16 with torch"
+            )
+        if self.precision == "bf16" and self.backend == "onnx":
+            raise ValueError(
+                "RAGLOOP_PRECISION=bf16 is torch autocast: with RAGLOOP_BACKEND=onnx use "
+                "fp32 or int8 (or auto)"
+            )
+        if self.backend == "onnx" and self.device != "cpu":
+            raise ValueError(
+                f"RAGLOOP_BACKEND=onnx runs on the CPU, but RAGLOOP_DEVICE is {self.device!r}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_ranges(self) -> Settings:

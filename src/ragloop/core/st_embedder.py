@@ -130,11 +130,19 @@ class SentenceTransformerEmbedder(Embedder):
 
 
 def _load_bundled(options: EmbedderOptions) -> Embedder:
-    return SentenceTransformerEmbedder(bundled_model_path(), options, model_id=BUNDLED_NAMES[0])
+    from ragloop.core.backends import load_model_dir
+
+    return load_model_dir(bundled_model_path(), options, model_id=BUNDLED_NAMES[0])
+
+
+def _load_dir(path: Path, options: EmbedderOptions) -> Embedder:
+    from ragloop.core.backends import load_model_dir
+
+    return load_model_dir(path, options)
 
 
 def register_builtins(registry: EmbedderRegistry) -> None:
-    """Register the bundled default and the local-directory loader."""
+    """Register the bundled default and the local-directory loader (both pick a backend)."""
     for name in BUNDLED_NAMES:
         registry.register(name, _load_bundled)
-    registry.set_path_loader(lambda path, opts: SentenceTransformerEmbedder(path, opts))
+    registry.set_path_loader(_load_dir)

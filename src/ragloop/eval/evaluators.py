@@ -166,7 +166,7 @@ class ModelSource:
     def _load(self, model_ref: str) -> Embedder:
         if model_ref not in self._loaded:
             registry = self.registry or embedders.default_registry()
-            opts = EmbedderOptions(device=self.settings.device, precision=self.settings.precision)
+            opts = EmbedderOptions.from_settings(self.settings)
             self._loaded[model_ref] = registry.load(model_ref, opts)
         return self._loaded[model_ref]
 

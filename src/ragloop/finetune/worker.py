@@ -20,10 +20,12 @@ from typing import Any
 import numpy as np
 
 from ragloop.core.adapters import QueryAdapterEmbedder
+from ragloop.core.backends import load_model_dir
 from ragloop.core.catalog import Catalog
 from ragloop.core.embedders import Embedder, EmbedderOptions, default_registry
 from ragloop.core.errors import StoreError
 from ragloop.core.jobs import JobStore
+from ragloop.core.onnx_embedder import OnnxEmbedder
 from ragloop.core.runtime import ModelLoader
 from ragloop.core.settings import load_settings
 from ragloop.core.st_embedder import SentenceTransformerEmbedder, cpu_has_native_bf16
@@ -105,7 +107,7 @@ class Worker:
             )
             candidate_vecs = current_vecs
         else:
-            if not isinstance(base, SentenceTransformerEmbedder):
+            if not isinstance(base, SentenceTransformerEmbedder | OnnxEmbedder):
                 raise StoreError(
                     f"cannot fine-tune {base.model_id}: not a sentence-transformers model"
                 )
@@ -131,10 +133,8 @@ class Worker:
             )
             if self.report(0.70, "loading the candidate"):
                 raise _Cancelled
-            candidate = SentenceTransformerEmbedder(
-                out_dir,
-                EmbedderOptions(self.settings.device, self.settings.precision),
-                model_id=self.spec["version"],
+            candidate = load_model_dir(
+                out_dir, EmbedderOptions.from_settings(self.settings), model_id=self.spec["version"]
             )
             candidate_vecs = self._encode(candidate, [c["text"] for c in corpus])
         np.save(self.dir / "candidate_vectors.npy", candidate_vecs)
