@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-browser demo test lint fix clean
+.PHONY: help install install-browser demo test lint fix clean bench
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -46,6 +46,17 @@ lint: install ## ruff (lint + format check) and mypy
 fix: install ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests
 	$(BIN)/ruff format src tests
+
+# The LangChain peers live in the `bench` extra; ../shared/data holds the corpora.
+BENCH_STAMP := $(VENV)/.installed-bench
+BENCH_ARGS  ?=
+
+$(BENCH_STAMP): $(STAMP)
+	bash scripts/install.sh $(VENV) bench
+	@touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP) ## Benchmarks vs LangChain and the in-process floor (BENCH_ARGS=--quick: smoke run)
+	$(PY) -m benchmarks.run_all $(BENCH_ARGS)
 
 clean: ## Remove caches (keeps .venv and ragloop-data)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis

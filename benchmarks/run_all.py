@@ -1,0 +1,151 @@
+"""Every benchmark in one run (``make bench``): machine, encode, ingest, query, re-embed.
+
+Usage:
+  python -m benchmarks.run_all [--quick] [--only encode,ingest,query,reembed]
+      [--work-dir /tmp/ragloop-bench] [--json benchmarks/results/latest.json]
+
+Prints each benchmark's tables as it goes, then the issue's goals as measured in this run, and
+writes one JSON record (machine, results, goals, commit, timings). On the 2-core project machine
+the full run takes about 35 minutes once the 100k-chunk query store exists; building that store
+the first time adds its own ingest (see ``benchmarks/query.py``). A benchmark that fails is
+reported and the others still run; the exit code is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import DEFAULT_WORK_DIR, REPO, write_json
+
+ALL = ("encode", "ingest", "query", "reembed")
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's goals, each with the value measured in this run and whether it is met."""
+    out: list[dict[str, Any]] = []
+
+    def add(goal: str, value: float | None, target: float, higher_is_better: bool) -> None:
+        met = None if value is None else (value >= target if higher_is_better else value <= target)
+        out.append({"goal": goal, "measured": value, "met": met})
+
+    ingest = results.get("ingest", {})
+    for c in ingest.get("corpora", []):
+        r = c["ratios"]
+        add(
+            f"ingest {c['corpus']}: ragloop/langchain documents/s >= 3x",
+            r["first_ingest_docs_per_s_ragloop_over_langchain"],
+            3.0,
+            True,
+        )
+        add(
+            f"re-ingest unchanged {c['corpus']}: first/re-ingest wall >= 50x",
+            r["first_over_unchanged_reingest_wall"],
+            50.0,
+            True,
+        )
+    enc = results.get("encode", {})
+    if enc.get("rows"):
+        add("encode at 256 tokens >= 60% of bf16 peak", enc["rows"][0]["% bf16 peak"], 60.0, True)
+    q = results.get("query", {})
+    if q.get("ratios"):
+        add(
+            "/api/search p99, 8 clients <= 1.3x the in-process floor's",
+            q["ratios"]["/api/search_p99_over_floor_8"],
+            1.3,
+            False,
+        )
+    return out
+
+
+def main() -> None:
+    """Run the selected benchmarks, print the goals, write the JSON record."""
+    from benchmarks import encode, ingest, query, reembed
+    from benchmarks.machine import machine_record, print_machine
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="smoke run: small data, short rows")
+    ap.add_argument("--only", default=",".join(ALL), help="comma-separated subset of the above")
+    ap.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR)
+    ap.add_argument("--json", type=Path, default=REPO / "benchmarks" / "results" / "latest.json")
+    args = ap.parse_args()
+    selected = [b.strip() for b in args.only.split(",") if b.strip()]
+    unknown = sorted(set(selected) - set(ALL))
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s) {unknown}; choose from {', '.join(ALL)}")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    started, started_at = time.perf_counter(), time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    machine = machine_record(0.5 if args.quick else 2.0)
+    print_machine(machine)
+    runners = {
+        "encode": lambda: encode.run(machine, args.work_dir, 64 if args.quick else 512),
+        "ingest": lambda: ingest.run(["scifact", "fqa"], args.work_dir, "index", args.quick),
+        "query": lambda: query.run(
+            args.work_dir, 4.0 if args.quick else 20.0, 24, 4, 100_000, args.quick
+        ),
+        "reembed": lambda: reembed.run(
+            args.work_dir, reembed.QUICK_DOCS if args.quick else 2000, args.quick
+        ),
+    }
+    results: dict[str, Any] = {}
+    seconds: dict[str, float] = {}
+    failed: list[str] = []
+    for name in selected:
+        print(f"\n######## {name}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            results[name] = runners[name]()
+        except (Exception, SystemExit) as exc:  # one failure must not lose the other results
+            traceback.print_exc()
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            failed.append(name)
+        seconds[name] = round(time.perf_counter() - t0, 1)
+        print(f"[{name} took {seconds[name]} s]", flush=True)
+
+    measured = goals(results)
+    print("\n== goals, measured in this run")
+    for g in measured:
+        mark = {True: "met", False: "NOT met", None: "n/a"}[g["met"]]
+        print(f"{mark:8s} {g['goal']}: {g['measured']}")
+    total = round(time.perf_counter() - started, 1)
+    print(f"\ntotal {total} s" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    write_json(
+        args.json,
+        {
+            "command": " ".join(["python -m benchmarks.run_all", *sys.argv[1:]]),
+            "commit": _commit(),
+            "started_at": started_at,
+            "quick": args.quick,
+            "machine": machine,
+            "results": results,
+            "goals": measured,
+            "seconds": seconds | {"total": total},
+        },
+    )
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
