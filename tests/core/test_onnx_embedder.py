@@ -72,6 +72,8 @@ def test_int8_keeps_quality(torch_fp32: Embedder, onnx_int8: OnnxEmbedder) -> No
 def test_same_tokenizer_limits(torch_fp32: Embedder, onnx_fp32: OnnxEmbedder) -> None:
     assert onnx_fp32.count_tokens(TEXTS) == torch_fp32.count_tokens(TEXTS)
     assert onnx_fp32.count_tokens([]) == []
+    hf = torch_fp32.tokenizer  # type: ignore[attr-defined]
+    assert onnx_fp32.tokenizer(TEXTS[2])["input_ids"] == hf(TEXTS[2])["input_ids"]
     assert (onnx_fp32.max_seq_length, onnx_fp32.special_tokens, onnx_fp32.dimension) == (
         torch_fp32.max_seq_length,
         torch_fp32.special_tokens,

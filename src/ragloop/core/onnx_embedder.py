@@ -12,6 +12,7 @@ embedder reports, so chunking is the same whichever backend runs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -259,6 +260,17 @@ class OnnxEmbedder(Embedder):
         self.session = ort.InferenceSession(
             str(onnx_path), opts, providers=["CPUExecutionProvider"]
         )
+
+    @functools.cached_property
+    def tokenizer(self) -> Any:
+        """The model's tokenizer as transformers loads it, like ``SentenceTransformerEmbedder``'s.
+
+        Loaded on first use only: ragloop itself counts and encodes through ``tokenizers``; this
+        is for callers that inspect token ids the way they would with the torch embedder.
+        """
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
 
     def _prep(self, texts: Sequence[str]) -> list[str]:
         return [t.lower() for t in texts] if self._lower else list(texts)
