@@ -5,9 +5,10 @@ itself, so nothing is downloaded; int8 is ONNX Runtime's dynamic quantization wi
 QInt8 weights (per-tensor loses too much: cosine ~0.93 to fp32 on MiniLM). Exports are cached
 per model fingerprint (a hash of the model files and the exporting library versions) and written
 atomically: a file is written under a temporary name and renamed, so a crash never leaves a
-half-written model under the name that is loaded. Tokenization uses the model's own
-``tokenizer.json`` through ``tokenizers``, with the maximum length and special tokens the torch
-embedder reports, so chunking is the same whichever backend runs.
+half-written model under the name that is loaded. Tokenization uses the tokenizer exactly as
+sentence-transformers configured it, saved beside the export and run through ``tokenizers``,
+with the maximum length and special tokens the torch embedder reports, so chunking is the same
+whichever backend runs.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ragloop.core.errors import ModelUnavailableError
 log = logging.getLogger(__name__)
 
 #: Bump when the exported graph or its metadata changes, so old caches are not reused.
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2
 #: Inputs a BERT-like model may take, in the order the exported graph declares them.
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 #: Texts per ONNX Runtime call inside one ``embed``; inputs are sorted by length first, so
@@ -152,8 +153,13 @@ def _export_fp32(model_dir: Path, out: Path) -> None:
             "max_seq_length": ref.max_seq_length,
             "special_tokens": ref.special_tokens,
             "pad_token_id": int(st.tokenizer.pad_token_id or 0),
-            "do_lower_case": bool(getattr(st[0], "do_lower_case", False)),
         }
+        # The tokenizer exactly as sentence-transformers set it up (it may add a lowercasing
+        # normalizer that the tokenizer.json on disk lacks), so tokens match the torch path.
+        backend = getattr(st.tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise ModelUnavailableError(f"{model_dir} has no fast tokenizer to export")
+        _atomic_write_text(out.parent / "tokenizer.json", backend.to_str())
         _atomic_write_text(out.parent / "meta.json", json.dumps(meta, indent=2))
         # A trace that does not reproduce torch (a shape baked into the graph) is never cached.
         got = OnnxEmbedder(model_dir, tmp, model_id=str(model_dir)).embed(list(_CHECK_TEXTS))
@@ -192,7 +198,7 @@ def ensure_export(model_dir: Path, export_dir: Path, precision: str) -> Path:
     fp32 = export_dir / "model.fp32.onnx"
     try:
         export_dir.mkdir(parents=True, exist_ok=True)
-        if not fp32.exists() or not (export_dir / "meta.json").exists():
+        if not all((export_dir / f).exists() for f in (fp32.name, "meta.json", "tokenizer.json")):
             log.info("exporting %s to ONNX in %s", model_dir, export_dir)
             _export_fp32(model_dir, fp32)
         if precision == "fp32":
@@ -231,11 +237,8 @@ class OnnxEmbedder(Embedder):
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        meta_path = onnx_path.parent / "meta.json"
-        tok_path = model_dir / "tokenizer.json"
-        if not tok_path.is_file():
-            raise ModelUnavailableError(f"{model_dir} has no tokenizer.json (a fast tokenizer)")
-        meta: dict[str, Any] = json.loads(meta_path.read_text())
+        meta: dict[str, Any] = json.loads((onnx_path.parent / "meta.json").read_text())
+        tok_path = onnx_path.parent / "tokenizer.json"
         self.path = model_dir
         self.onnx_path = onnx_path
         self.model_id = model_id
@@ -245,7 +248,6 @@ class OnnxEmbedder(Embedder):
         self.special_tokens = int(meta["special_tokens"])
         self._inputs: list[str] = list(meta["inputs"])
         self._pad_id = int(meta["pad_token_id"])
-        self._lower = bool(meta["do_lower_case"])
         # Two tokenizers: counting never truncates; encoding truncates as the torch model does.
         self._counter = Tokenizer.from_file(str(tok_path))
         self._counter.no_truncation()
@@ -272,15 +274,12 @@ class OnnxEmbedder(Embedder):
 
         return AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
 
-    def _prep(self, texts: Sequence[str]) -> list[str]:
-        return [t.lower() for t in texts] if self._lower else list(texts)
-
     def embed(self, texts: Sequence[str], *, is_query: bool = False) -> np.ndarray:
         """Encode in length-sorted sub-batches; rows come back in input order, unit length."""
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        encs = self._encoder.encode_batch(self._prep(texts))
+        encs = self._encoder.encode_batch(list(texts))
         order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
         for start in range(0, len(order), SUB_BATCH):
             rows = order[start : start + SUB_BATCH]
@@ -302,7 +301,7 @@ class OnnxEmbedder(Embedder):
         """Token counts without special tokens, from the model's own tokenizer."""
         if not texts:
             return []
-        encs = self._counter.encode_batch(self._prep(texts), add_special_tokens=False)
+        encs = self._counter.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encs]
 
 
