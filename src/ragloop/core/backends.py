@@ -28,7 +28,7 @@ from ragloop.core.errors import ConfigError, ModelUnavailableError
 log = logging.getLogger(__name__)
 
 #: Minimum cosine to torch fp32, over every probe text, that a fast path must keep.
-THRESHOLDS = {"torch-fp32": 1.0, "torch-bf16": 0.999, "onnx-fp32": 0.999, "onnx-int8": 0.99}
+THRESHOLDS = {"torch-fp32": 0.9999, "torch-bf16": 0.999, "onnx-fp32": 0.999, "onnx-int8": 0.99}
 #: Bump to make every cached decision stale (new probes, new candidates).
 DECISION_FORMAT = 1
 
