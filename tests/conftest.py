@@ -21,6 +21,10 @@ def _no_ragloop_env(monkeypatch: pytest.MonkeyPatch) -> None:
         if key.startswith("RAGLOOP_") or key in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
             monkeypatch.delenv(key)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # The default backend (auto) exports the model to ONNX and times it once per data dir,
+    # which would cost every real-model test half a minute; tests/core/test_onnx_embedder.py
+    # covers that path, the rest run on torch (the path auto falls back to).
+    monkeypatch.setenv("RAGLOOP_BACKEND", "torch")
 
 
 @pytest.fixture

@@ -122,7 +122,7 @@ def test_half_written_export_is_redone(tmp_path: Path, onnx_fp32: OnnxEmbedder) 
     assert (export_dir / "model.fp32.onnx").is_file()
 
 
-def test_settings_validation() -> None:
+def test_settings_validation(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="int8 runs only on ONNX Runtime"):
         load_settings(backend="torch", precision="int8")
     with pytest.raises(ConfigError, match="bf16 is torch autocast"):
@@ -132,6 +132,7 @@ def test_settings_validation() -> None:
     s = load_settings(backend="onnx", precision="int8")
     opts = EmbedderOptions.from_settings(s)
     assert (opts.backend, opts.precision, opts.data_dir) == ("onnx", "int8", s.data_dir)
+    monkeypatch.delenv("RAGLOOP_BACKEND")  # conftest pins torch for the other tests
     assert load_settings().backend == "auto"
 
 
