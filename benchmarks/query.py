@@ -48,7 +48,7 @@ from benchmarks.common import (
 
 K = 5
 CORPORA = ("scifact", "fqa", "squad")
-QUICK_DOCS = 300
+QUICK_DOCS = 100
 
 
 # --- the store ----------------------------------------------------------------------------

@@ -5,10 +5,12 @@ Usage:
       [--work-dir /tmp/ragloop-bench] [--json benchmarks/results/latest.json]
 
 Prints each benchmark's tables as it goes, then the issue's goals as measured in this run, and
-writes one JSON record (machine, results, goals, commit, timings). On the 2-core project machine
-the full run takes about 35 minutes once the 100k-chunk query store exists; building that store
-the first time adds its own ingest (see ``benchmarks/query.py``). A benchmark that fails is
-reported and the others still run; the exit code is then 1.
+writes one JSON record (machine, results, goals, commit, timings). On the quiet 2-core project
+machine the full run should take roughly 30 minutes once the 100k-chunk query store exists;
+building that store the first time adds its own ingest (see ``benchmarks/query.py``; it is
+resumable, and kept under WORK_DIR). ``--quick`` is a smoke run of every step on small subsets
+(about 20 minutes on a busy machine, mostly ragloop's per-data-dir backend choice and model
+loading). A benchmark that fails is reported and the others still run; the exit code is then 1.
 """
 
 from __future__ import annotations
