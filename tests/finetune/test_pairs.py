@@ -130,8 +130,13 @@ def test_training_set_from_feedback_and_synthetic(fake_runtime: Runtime, tmp_pat
     assert m["sources"]["labelled"] == 12  # the pair whose chunk is gone is dropped
     assert m["sources"]["pseudo"] == "skipped: no LLM generator configured"
     assert m["synthetic_method"].startswith(OFFLINE_METHOD)
-    # offline questions are spans of their chunk: trained against the chunk without them
-    assert all(p.masked == (p.source == "synthetic") for p in data.train)
+    # offline crops are masked out of their chunk; titles stay (every chunk carries its title)
+    chunks = fake_runtime.catalog.get_chunks([p.chunk_id for p in data.train])
+    for p in data.train:
+        assert p.masked == (p.source == "synthetic" and p.question != chunks[p.chunk_id].title)
+    assert any(p.masked for p in data.train) and any(
+        p.source == "synthetic" and not p.masked for p in data.train
+    )
     assert m["heldout_queries"] == len(data.heldout) >= 60
     held_q = {q for q, _ in data.heldout}
     # labelled pairs are held out first, and a held-out question is never trained on
@@ -169,6 +174,8 @@ def test_heldout_takes_a_fifth_of_labelled_pairs_up_to_a_cap() -> None:
     train, held = split_heldout(few, [], syn, RetrainOptions(), random.Random(0))
     assert sum(q.startswith("q") for q, _ in held) == 20
     assert len(held) == MIN_HELDOUT and len(train) == 1100 - MIN_HELDOUT
+    train, _ = split_heldout(few, [], [], RetrainOptions(labelled_repeats=3), random.Random(0))
+    assert len(train) == 80 * 3 and len({p.question for p in train}) == 80
     many = [Pair(f"q{i}", f"c{i}", "labelled") for i in range(5000)]
     train, held = split_heldout(many, [], [], RetrainOptions(), random.Random(0))
     assert len(held) == MAX_HELDOUT and len(train) == 5000 - MAX_HELDOUT

@@ -33,6 +33,9 @@ class RetrainOptions(BaseModel):
     max_synthetic_chunks: int = Field(
         6000, ge=0, le=1_000_000, description="Chunks sampled for synthetic questions."
     )
+    labelled_repeats: int = Field(
+        1, ge=1, le=10, description="Times each labelled or LLM-judged pair is trained on."
+    )
     synthetic_per_chunk: int | None = Field(
         None, ge=1, le=5, description="Questions per chunk; default 3 with an LLM, 1 offline."
     )

@@ -153,9 +153,15 @@ def synthetic_pairs(
     per_chunk = options.synthetic_per_chunk or (3 if llm is not None else 1)
     gen = SyntheticQuestions(rt.catalog.engine, llm, per_chunk)
     questions = gen.for_chunks(chunks)
-    offline = llm is None
-    pairs = [Pair(q, cid, "synthetic", masked=offline) for cid, qs in questions.items() for q in qs]
-    method = gen.method + (" (question masked out of its chunk)" if offline else "")
+    titles = {c.id: c.title.strip() for c in chunks}
+    # Offline crops are masked out of their chunk (inverse cloze); a title stays in, as every
+    # stored chunk carries its title line: masking it measured worse on SciFact (docs/quality.md).
+    pairs = [
+        Pair(q, cid, "synthetic", masked=llm is None and q != titles[cid])
+        for cid, qs in questions.items()
+        for q in qs
+    ]
+    method = gen.method + (" (cropped questions masked out of their chunk)" if llm is None else "")
     return pairs, method
 
 
@@ -180,11 +186,9 @@ def split_heldout(
     held += held_syn
     held_questions = {p.question for p in held}
     # A held-out question never appears in training (its other chunks go with it).
-    train = [
-        p
-        for p in labelled[n_lab:] + pseudo + synthetic[len(held_syn) :]
-        if p.question not in held_questions
-    ]
+    # Feedback (and judged misses) are the scarce, true signal: seen ``labelled_repeats`` times.
+    weighted = (labelled[n_lab:] + pseudo) * options.labelled_repeats
+    train = [p for p in weighted + synthetic[len(held_syn) :] if p.question not in held_questions]
     return train, [(p.question, [p.chunk_id]) for p in held]
 
 

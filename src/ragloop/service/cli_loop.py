@@ -7,12 +7,14 @@ data dir makes them refuse with a pointer to ``--server``).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Annotated, Any
 
 import httpx
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from ragloop.core.errors import ConflictError, InvalidInputError
@@ -101,6 +103,13 @@ def retrain(
     gate_dataset: Annotated[str | None, typer.Option(help="BEIR folder to gate on.")] = None,
     gate_split: Annotated[str, typer.Option()] = "test",
     margin: Annotated[float | None, typer.Option(help="Required nDCG@10 gain.")] = None,
+    options_json: Annotated[
+        str | None,
+        typer.Option(
+            "--options",
+            help="More options as JSON, as in POST /admin/retrain: '{\"learning_rate\": 3e-5}'.",
+        ),
+    ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for the job (always, locally).")
     ] = False,
@@ -114,6 +123,9 @@ def retrain(
 
     with handled():
         try:
+            extra = json.loads(options_json) if options_json else {}
+            if not isinstance(extra, dict):
+                raise ValueError("must be a JSON object")
             options = RetrainOptions.model_validate(
                 {
                     "sources": [s for s in sources.split(",") if s],
@@ -125,9 +137,16 @@ def retrain(
                     "gate_split": gate_split,
                     "margin": margin,
                 }
+                | extra
             )
-        except ValueError as exc:
-            fail(str(exc).splitlines()[-1] if str(exc) else "invalid options")
+        except ValidationError as exc:
+            fail(
+                "; ".join(
+                    f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in exc.errors()
+                )
+            )
+        except ValueError as exc:  # --options is not JSON, or not an object
+            fail(f"--options: {exc}")
         if server:
             job = _remote("POST", server, "/admin/retrain", token, options.model_dump())
             if wait:
