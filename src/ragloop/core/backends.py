@@ -1,9 +1,10 @@
 """Which inference path runs a local model: torch (fp32 or bf16 autocast) or ONNX (fp32, int8).
 
 ``RAGLOOP_BACKEND`` and ``RAGLOOP_PRECISION`` pick one explicitly. With ``auto`` for both (the
-default) the first load of a model on a CPU measures the candidates on a fixed probe set shipped
-here: every fast path must keep the minimum cosine to torch fp32 over the probes at or above its
-threshold (0.999 for bf16 and ONNX fp32, 0.99 for int8); the fastest of those wins. The decision
+default) the first load of a model on a CPU checks the fast paths in a fixed order (bf16
+autocast then ONNX fp32 where the CPU has native bf16; ONNX int8 then fp32 elsewhere) on a probe
+set shipped here: the first whose minimum cosine to torch fp32 over the probes keeps its
+threshold (0.999 for bf16 and ONNX fp32, 0.99 for int8) wins, else torch fp32. The decision
 is cached next to the ONNX export, keyed by the CPU's flags, so later starts load the winner
 directly. Every model directory goes through ``load_model_dir``: the base model and fine-tuned
 versions alike.
@@ -187,20 +188,30 @@ def _decide(path: Path, options: EmbedderOptions, model_id: str | None) -> Embed
         trials.append(Trial(label, rate, float(cos.min()), float(cos.mean())))
         embedders[label] = emb
 
-    if cpu_has_native_bf16():
-        # The same loaded weights under autocast: a shallow copy differs only in the flag.
-        bf16 = copy.copy(ref)
-        bf16.use_bf16 = True
-        measure("torch-bf16", bf16)
-    if export_dir is not None:
-        for precision in ("fp32", "int8"):
+    # Candidates in a fixed order of speed on their CPUs, first passing one wins: timing them
+    # against each other at start-up picked differently run to run on a busy machine. Where
+    # the CPU multiplies bf16 natively (AMX, AVX512-BF16), bf16 autocast is near-lossless and
+    # was the fastest path at 256 tokens (docs/benchmarks.md); int8 missed its cosine floor
+    # there. Elsewhere int8 and fp32 ONNX Runtime beat torch fp32.
+    order = ("torch-bf16", "onnx-fp32") if cpu_has_native_bf16() else ("onnx-int8", "onnx-fp32")
+    for label in order:
+        if label == "torch-bf16":
+            # The same loaded weights under autocast: a shallow copy differs only in the flag.
+            bf16 = copy.copy(ref)
+            bf16.use_bf16 = True
+            measure(label, bf16)
+        elif export_dir is not None:
             try:
-                measure(f"onnx-{precision}", load_onnx(path, precision, options.data_dir, model_id))
+                measure(
+                    label, load_onnx(path, label.removeprefix("onnx-"), options.data_dir, model_id)
+                )
             except ModelUnavailableError as exc:
-                log.warning("ONNX %s unavailable for %s, not a candidate: %s", precision, name, exc)
-                break
-    passing = [t for t in trials if t.passes]
-    best = max(passing, key=lambda t: t.texts_per_s)
+                log.warning("ONNX unavailable for %s, not a candidate: %s", name, exc)
+                continue
+        if trials[-1].path == label and trials[-1].passes:
+            break
+    passing = [t for t in trials[1:] if t.passes] or trials[:1]
+    best = passing[0]
     summary = ", ".join(
         f"{t.path} {t.texts_per_s:.1f}/s cos_min {t.cosine_min:.4f}"
         + ("" if t.passes else " (fails)")
