@@ -165,3 +165,32 @@ def test_delete_documents_removes_vectors(tmp_path: Path, fake_runtime: Runtime)
     assert delete_documents(fake_runtime, ["w1"]) == 1
     assert fake_runtime.catalog.get_document("w1") is None
     assert_consistent(fake_runtime)
+
+
+def test_unchanged_reingest_does_not_load_the_model(
+    tmp_path: Path, fake_runtime: Runtime, fake_embedder: KeywordEmbedder
+) -> None:
+    from ragloop.core.embedders import EmbedderOptions, EmbedderRegistry
+    from ragloop.core.runtime import open_runtime
+
+    root = write_corpus(tmp_path / "docs")
+    Ingestor(fake_runtime).ingest([root])
+    loads: list[str] = []
+
+    def counting(_opts: EmbedderOptions) -> KeywordEmbedder:
+        loads.append("load")
+        return fake_embedder
+
+    registry = EmbedderRegistry()
+    registry.register("fake-keyword", counting)
+    fresh = open_runtime(fake_runtime.settings, registry=registry, store=fake_runtime.store)
+    try:
+        report = Ingestor(fresh).ingest([root])
+        assert report.unchanged == report.documents_seen > 0 and loads == []
+        first = sorted(root.rglob("*.md"))[0]
+        first.write_text(first.read_text() + "\n\nA new paragraph about coral reefs.\n")
+        report = Ingestor(fresh).ingest([root])
+        assert report.updated == 1 and loads == ["load"]  # a changed file needs the model
+        assert_consistent(fresh)
+    finally:
+        fresh.catalog.close()

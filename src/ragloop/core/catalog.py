@@ -280,6 +280,18 @@ class Catalog:
                 conn.execute(insert(t.meta).values(key="instance_id", value=value))
         return str(value)
 
+    def get_meta(self, key: str) -> str | None:
+        """A value of the catalog's key-value table, or None."""
+        with self.engine.connect() as conn:
+            value = conn.execute(select(t.meta.c.value).where(t.meta.c.key == key)).scalar()
+        return None if value is None else str(value)
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Set a value of the catalog's key-value table."""
+        with self._begin() as conn:
+            conn.execute(delete(t.meta).where(t.meta.c.key == key))
+            conn.execute(insert(t.meta).values(key=key, value=value))
+
     # ---- model versions -------------------------------------------------------------------
 
     def add_version(self, mv: ModelVersion) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ragloop.core.catalog import Catalog
-from ragloop.core.records import ChunkRecord, DocumentRecord
+from ragloop.core.records import ChunkRecord, DocumentRecord, ModelVersion
 from ragloop.core.runtime import ActiveIndex, Runtime
 from ragloop.core.store import VectorStore
 from ragloop.ingest.chunking import Chunker, ChunkerConfig
@@ -114,9 +114,36 @@ class Ingestor:
     def __init__(self, runtime: Runtime, progress: ProgressFn | None = None) -> None:
         self.rt = runtime
         self.progress = progress or (lambda stage, done, total: None)
-        self.index = runtime.active_index()
         s = runtime.settings
-        self.chunker = Chunker(self.index.embedder, ChunkerConfig(s.chunk_tokens, s.chunk_overlap))
+        self.config = ChunkerConfig(s.chunk_tokens, s.chunk_overlap)
+        self._index: ActiveIndex | None = None
+        self._chunker: Chunker | None = None
+        active = runtime.catalog.active_version()
+        if active is None or (active.parent is None and active.model_ref != s.embedder):
+            active = self.index.version  # registers the base model, or refuses a mismatch
+        self.version: ModelVersion = active
+        # The chunker's signature is part of every content hash. It is remembered per version
+        # so that a re-ingest of unchanged files compares hashes without loading the model.
+        key = f"chunker_signature:{self.version.version}:{s.chunk_tokens}:{s.chunk_overlap}"
+        known = runtime.catalog.get_meta(key)
+        if known is None:
+            known = self.chunker.signature
+            runtime.catalog.set_meta(key, known)
+        self.signature = known
+
+    @property
+    def index(self) -> ActiveIndex:
+        """The active version with its model, loaded on first need (a changed document)."""
+        if self._index is None:
+            self._index = self.rt.active_index()
+        return self._index
+
+    @property
+    def chunker(self) -> Chunker:
+        """The chunker for the active model, built on first need."""
+        if self._chunker is None:
+            self._chunker = Chunker(self.index.embedder, self.config)
+        return self._chunker
 
     def ingest(
         self,
@@ -127,7 +154,7 @@ class Ingestor:
     ) -> IngestReport:
         """Ingest files and directories; ``prune`` removes documents whose files are gone."""
         started = time.perf_counter()
-        report = IngestReport(model_version=self.index.version.version)
+        report = IngestReport(model_version=self.version.version)
         report.repaired_vectors = repair_vectors(self.rt.catalog, self.rt.store)
         files, missing = discover(paths, include, exclude)
         report.failed += [_failure(f) for f in missing]
@@ -172,7 +199,7 @@ class Ingestor:
                     )
                     continue
                 seen.add(doc.id)
-                digest = content_hash(doc, self.chunker.signature)
+                digest = content_hash(doc, self.signature)
                 if old is not None and old.content_hash == digest:
                     report.unchanged += 1
                 else:
@@ -257,9 +284,9 @@ class Ingestor:
                     gone.append(doc_id)
         gone = sorted(set(gone))
         if gone:
-            removed = self.rt.catalog.delete_documents(gone, self.index.collection)
-            self.rt.store.delete(self.index.collection, removed)
-            self.rt.catalog.journal_clear(self.index.collection, removed)
+            removed = self.rt.catalog.delete_documents(gone, self.version.collection)
+            self.rt.store.delete(self.version.collection, removed)
+            self.rt.catalog.journal_clear(self.version.collection, removed)
             report.removed += len(gone)
             report.chunks_deleted += len(removed)
 
