@@ -99,6 +99,25 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
+def latency_summary(
+    clients: int, latencies: Sequence[float], errors: Sequence[str], elapsed: float
+) -> dict[str, Any]:
+    """Requests, errors, p50/p99 (ms) and requests/s of a load run (latencies in seconds)."""
+    import numpy as np
+
+    lat = np.asarray(latencies, dtype=float) * 1000
+    return {
+        "clients": clients,
+        "seconds": round(elapsed, 1),
+        "requests": len(latencies) + len(errors),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else "",
+        "p50_ms": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
+        "p99_ms": round(float(np.percentile(lat, 99)), 1) if len(lat) else None,
+        "rps": round(len(latencies) / elapsed, 1) if elapsed else 0.0,
+    }
+
+
 def ratio(a: float, b: float) -> float:
     """a / b rounded for display, 0 when b is 0."""
     return round(a / b, 2) if b else 0.0

@@ -30,14 +30,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from benchmarks.common import (
     DEFAULT_WORK_DIR,
     backend_choice,
     bench_env,
     corpus_file,
     embedder_info,
+    latency_summary,
     load_questions,
     print_table,
     python_module,
@@ -222,17 +221,8 @@ def drive(
     for t in threads:
         t.join()
     elapsed = time.monotonic() - started
-    lat = np.array(latencies) * 1000
-    return {
-        "clients": clients,
-        "seconds": round(elapsed, 1),
-        "requests": len(latencies) + len(errors),
-        "errors": len(errors),
-        "first_error": errors[0] if errors else "",
-        "p50_ms": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
-        "p99_ms": round(float(np.percentile(lat, 99)), 1) if len(lat) else None,
-        "rps": round(len(latencies) / elapsed, 1),
-        "questions_repeated": feed.wrapped,
+    return latency_summary(clients, latencies, errors, elapsed) | {
+        "questions_repeated": feed.wrapped
     }
 
 

@@ -20,9 +20,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
-import numpy as np
+
+from benchmarks.common import latency_summary
 
 
 def _free_port() -> int:
@@ -71,7 +73,7 @@ def run_load(
     clients: int,
     seconds: float,
     body: dict[str, object],
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Drive ``clients`` threads for ``seconds``; return latency percentiles and counts."""
     latencies: list[float] = []
     errors: list[str] = []
@@ -105,17 +107,7 @@ def run_load(
     for t in threads:
         t.join()
     elapsed = time.monotonic() - started
-    lat = np.array(latencies) * 1000
-    return {
-        "clients": clients,
-        "seconds": round(elapsed, 1),
-        "requests": len(latencies) + len(errors),
-        "errors": len(errors),
-        "first_error": errors[0] if errors else "",
-        "p50_ms": round(float(np.percentile(lat, 50)), 1) if len(lat) else 0.0,
-        "p99_ms": round(float(np.percentile(lat, 99)), 1) if len(lat) else 0.0,
-        "rps": round(len(latencies) / elapsed, 1),
-    }
+    return latency_summary(clients, latencies, errors, elapsed)
 
 
 def main() -> None:
