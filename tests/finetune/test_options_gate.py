@@ -37,3 +37,19 @@ def test_gate_decision_needs_the_margin() -> None:
     assert no.promote is False and "below the margin" in no.reason
     assert decide("h", 0, cur, better, 0.0).promote is False  # nothing to judge on
     assert decide("h", 50, cur, {"ndcg@10": 0.5}, 0.0).promote is False
+
+
+def test_gate_rejects_a_gain_within_noise_and_keeps_a_consistent_one() -> None:
+    from ragloop.finetune.gate import bootstrap_lower_bound
+
+    cur, better = {"ndcg@10": 0.40}, {"ndcg@10": 0.43}
+    # +0.03 on average, but two questions swing by a whole point each way: noise
+    noisy = [1.0, -1.0, 1.0, -1.0, 0.9] + [0.0] * 45
+    no = decide("h", 50, cur, better, 0.005, noisy)
+    assert no.promote is False and "within noise" in no.reason
+    assert no.delta_lower_bound is not None and no.delta_lower_bound <= 0
+    # the same mean gain spread over many questions is not noise
+    steady = [0.03] * 40 + [0.0] * 10
+    yes = decide("h", 50, cur, {"ndcg@10": 0.424}, 0.005, steady)
+    assert yes.promote is True and yes.delta_lower_bound == pytest.approx(0.024, abs=0.01)
+    assert bootstrap_lower_bound([]) == 0.0

@@ -31,7 +31,7 @@ from ragloop.core.settings import load_settings
 from ragloop.core.st_embedder import SentenceTransformerEmbedder, cpu_has_native_bf16
 from ragloop.eval.datasets import load_beir
 from ragloop.eval.model_mode import embed_in_batches, evaluate_model
-from ragloop.finetune.gate import decide, score_chunks
+from ragloop.finetune.gate import decide, primary_per_query, score_chunks
 from ragloop.finetune.options import RetrainOptions
 from ragloop.finetune.trainer import train_full, train_query_adapter
 
@@ -185,24 +185,49 @@ class Worker:
             gold = [h["gold"] for h in held]
             ids = [c["id"] for c in corpus]
             docs = [c["doc"] for c in corpus]
-            cur = score_chunks(
-                ids, docs, current_vecs, embed_in_batches(current, questions, is_query=True), gold
+            cur_q = embed_in_batches(current, questions, is_query=True)
+            cand_q = embed_in_batches(candidate, questions, is_query=True)
+            cur = score_chunks(ids, docs, current_vecs, cur_q, gold)
+            cand = score_chunks(ids, docs, candidate_vecs, cand_q, gold)
+            deltas = np.subtract(
+                primary_per_query(ids, docs, candidate_vecs, cand_q, gold),
+                primary_per_query(ids, docs, current_vecs, cur_q, gold),
             )
-            cand = score_chunks(
-                ids,
-                docs,
-                candidate_vecs,
-                embed_in_batches(candidate, questions, is_query=True),
-                gold,
-            )
-            result = decide("held-out pairs", len(held), cur, cand, margin)
+            result = decide("held-out pairs", len(held), cur, cand, margin, deltas.tolist())
         return result.to_dict()
+
+    def regate(self) -> dict[str, Any]:
+        """Judge the job's trained candidate again with the current gate (nothing is written):
+        for auditing a decision after the gate's rule changed."""
+        current = self.models.index_for(self.catalog.get_version(self.spec["current_version"]))
+        candidate = load_model_dir(
+            Path(self.spec["candidate_dir"]),
+            EmbedderOptions.from_settings(self.settings),
+            model_id=self.spec["version"],
+        )
+        corpus = [json.loads(line) for line in (self.dir / "corpus.jsonl").read_text().splitlines()]
+        return self._gate(
+            current.embedder,
+            candidate,
+            corpus,
+            np.load(self.dir / "current_vectors.npy"),
+            np.load(self.dir / "candidate_vectors.npy"),
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; the exit code tells the server how it ended."""
+    """Entry point; the exit code tells the server how it ended.
+
+    ``--gate-only`` re-judges a finished job's candidate and prints the gate result as JSON.
+    """
     args = list(argv if argv is not None else sys.argv[1:])
     worker = Worker(Path(args[0]))
+    if "--gate-only" in args[1:]:
+        try:
+            print(json.dumps(worker.regate(), indent=2))
+        finally:
+            worker.catalog.close()
+        return 0
     try:
         worker.run()
     except _Cancelled:
