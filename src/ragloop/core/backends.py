@@ -239,10 +239,10 @@ def load_model_dir(path: Path, options: EmbedderOptions, model_id: str | None = 
 
     ``torch`` (or any non-CPU device under ``auto``) is the sentence-transformers embedder as
     before; ``onnx`` exports and runs ONNX Runtime, raising ``ModelUnavailableError`` if that
-    fails; ``auto`` with precision ``auto`` measures and caches the fastest path that keeps its
-    quality threshold, falling back to torch with a warning if ONNX cannot be used. ``auto``
-    with an explicit precision means torch for fp32 and bf16 (fp32 stays the reference that
-    ``ragloop eval`` measures) and ONNX for int8.
+    fails; ``auto`` with precision ``auto`` checks paths in a fixed speed order and caches the
+    first that keeps its quality threshold, falling back to torch with a warning if ONNX cannot
+    be used. ``auto`` with an explicit precision means torch for fp32 and bf16 (fp32 stays the
+    reference that ``ragloop eval`` measures) and ONNX for int8.
     """
     from ragloop.core.onnx_embedder import load_onnx
     from ragloop.core.st_embedder import SentenceTransformerEmbedder

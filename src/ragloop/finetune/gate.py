@@ -59,17 +59,18 @@ def score_chunks(
     return evaluate_run(*_run(chunk_ids, chunk_docs, chunk_vecs, query_vecs, gold_docs), KS)
 
 
-def primary_per_query(
+def score_with_per_query(
     chunk_ids: Sequence[str],
     chunk_docs: Sequence[str],
     chunk_vecs: np.ndarray,
     query_vecs: np.ndarray,
     gold_docs: Sequence[Sequence[str]],
-) -> list[float]:
-    """The primary metric of each question, in order, scored as ``score_chunks`` does."""
+) -> tuple[dict[str, float], list[float]]:
+    """``score_chunks``'s metrics plus the primary metric of each question, from one search."""
     run, qrels = _run(chunk_ids, chunk_docs, chunk_vecs, query_vecs, gold_docs)
     scores = per_query(run, qrels, (10,), ("ndcg",))
-    return [scores[str(i)][PRIMARY] if str(i) in scores else 0.0 for i in range(len(gold_docs))]
+    primary = [scores[str(i)][PRIMARY] if str(i) in scores else 0.0 for i in range(len(gold_docs))]
+    return evaluate_run(run, qrels, KS), primary
 
 
 def _run(

@@ -31,7 +31,7 @@ from ragloop.core.settings import load_settings
 from ragloop.core.st_embedder import SentenceTransformerEmbedder, cpu_has_native_bf16
 from ragloop.eval.datasets import load_beir
 from ragloop.eval.model_mode import embed_in_batches, evaluate_model
-from ragloop.finetune.gate import decide, primary_per_query, score_chunks
+from ragloop.finetune.gate import decide, score_with_per_query
 from ragloop.finetune.options import RetrainOptions
 from ragloop.finetune.trainer import train_full, train_query_adapter
 
@@ -187,12 +187,9 @@ class Worker:
             docs = [c["doc"] for c in corpus]
             cur_q = embed_in_batches(current, questions, is_query=True)
             cand_q = embed_in_batches(candidate, questions, is_query=True)
-            cur = score_chunks(ids, docs, current_vecs, cur_q, gold)
-            cand = score_chunks(ids, docs, candidate_vecs, cand_q, gold)
-            deltas = np.subtract(
-                primary_per_query(ids, docs, candidate_vecs, cand_q, gold),
-                primary_per_query(ids, docs, current_vecs, cur_q, gold),
-            )
+            cur, cur_pq = score_with_per_query(ids, docs, current_vecs, cur_q, gold)
+            cand, cand_pq = score_with_per_query(ids, docs, candidate_vecs, cand_q, gold)
+            deltas = np.subtract(cand_pq, cur_pq)
             result = decide("held-out pairs", len(held), cur, cand, margin, deltas.tolist())
         return result.to_dict()
 
