@@ -21,6 +21,11 @@ from ragloop.core import schema as t
 from ragloop.core.errors import InvalidInputError, NotFoundError
 
 MISS_REASONS = ("low_score", "no_answer", "negative_feedback")
+#: Pair sources that are human truth: user feedback and admin-imported judgements
+#: (``ragloop pairs import``); the ``labelled`` retrain source trains on both.
+FEEDBACK_SOURCE = "feedback"
+IMPORT_SOURCE = "import"
+LABELLED_SOURCES = (FEEDBACK_SOURCE, IMPORT_SOURCE)
 
 
 @dataclass
@@ -136,7 +141,7 @@ class QueryLog:
                     .values(miss=True, miss_reasons=rec.miss_reasons)
                 )
         for chunk_id in dict.fromkeys(relevant_chunk_ids):
-            self.add_pair(rec.question, chunk_id, "feedback", query_id)
+            self.add_pair(rec.question, chunk_id, FEEDBACK_SOURCE, query_id)
         return rec
 
     def clear_negative_feedback(self, query_id: str) -> None:
@@ -167,11 +172,12 @@ class QueryLog:
             return False
         return True
 
-    def pairs(self, source: str | None = None) -> list[dict[str, Any]]:
-        """Labelled pairs, oldest first."""
+    def pairs(self, source: str | Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Labelled pairs, oldest first; ``source`` keeps one source (or any of several)."""
         stmt = select(t.labelled_pairs).order_by(t.labelled_pairs.c.id)
         if source:
-            stmt = stmt.where(t.labelled_pairs.c.source == source)
+            names = [source] if isinstance(source, str) else list(source)
+            stmt = stmt.where(t.labelled_pairs.c.source.in_(names))
         with self.engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(stmt)]
 

@@ -8,6 +8,7 @@ sampled chunk, LLM or offline), and hard negatives mined from the current index.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from ragloop.core.generators.base import LLMGenerator
-from ragloop.core.querylog import QueryLog
+from ragloop.core.querylog import LABELLED_SOURCES, QueryLog
 from ragloop.core.retriever import search
 from ragloop.core.runtime import ActiveIndex, Runtime
 from ragloop.eval.model_mode import embed_in_batches
@@ -83,12 +84,14 @@ def build_training_set(
     manifest: dict[str, Any] = {"sources": {}}
     labelled: list[Pair] = []
     if "labelled" in options.sources:
-        rows = querylog.pairs("feedback")
+        rows = querylog.pairs(LABELLED_SOURCES)
         known = rt.catalog.get_chunks([r["chunk_id"] for r in rows])
         labelled = [
             Pair(r["question"], r["chunk_id"], "labelled") for r in rows if r["chunk_id"] in known
         ]
         manifest["sources"]["labelled"] = len(labelled)
+        origin = Counter(r["source"] for r in rows if r["chunk_id"] in known)
+        manifest["labelled_origin"] = {name: origin.get(name, 0) for name in LABELLED_SOURCES}
     pseudo: list[Pair] = []
     if "pseudo" in options.sources:
         if llm is None:

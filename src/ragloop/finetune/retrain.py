@@ -24,7 +24,7 @@ import numpy as np
 from ragloop.core.errors import ConflictError, InvalidInputError
 from ragloop.core.generators.base import LLMGenerator
 from ragloop.core.jobs import FINAL_STATES, Job, JobStore
-from ragloop.core.querylog import QueryLog
+from ragloop.core.querylog import LABELLED_SOURCES, QueryLog
 from ragloop.core.records import ModelVersion
 from ragloop.core.runtime import Runtime
 from ragloop.core.store import collection_name
@@ -86,7 +86,7 @@ class RetrainManager:
         chunks = self.rt.catalog.counts()["chunks"]
         if chunks == 0:
             raise InvalidInputError("nothing to train on: the catalog has no documents yet")
-        labelled = len(self.log.pairs("feedback")) if "labelled" in options.sources else 0
+        labelled = len(self.log.pairs(LABELLED_SOURCES)) if "labelled" in options.sources else 0
         possible = labelled + (chunks if "synthetic" in options.sources else 0)
         if "pseudo" in options.sources and self.llm() is not None:
             possible += self.log.counts()["misses"]

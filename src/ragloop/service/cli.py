@@ -6,6 +6,7 @@ from ragloop.service import (  # noqa: F401  (each module registers its commands
     cli_eval,
     cli_ingest,
     cli_loop,
+    cli_pairs,
     cli_serve,
 )
 from ragloop.service.cli_common import app
