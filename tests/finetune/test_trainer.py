@@ -89,3 +89,22 @@ def test_query_adapter_embedder_only_touches_queries(real_embedder) -> None:  # 
     assert np.allclose(emb.embed_documents(text), real_embedder.embed_documents(text))
     q = emb.embed_query(text[0])
     assert np.allclose(q, real_embedder.embed_query(text[0])[::-1], atol=1e-5)
+
+
+def test_attention_dropout_is_switched_off_for_training_only() -> None:
+    from sentence_transformers import SentenceTransformer
+
+    from ragloop.finetune.trainer import set_attention_dropout
+
+    model = SentenceTransformer(str(bundled_model_path()), device="cpu", local_files_only=True)
+    auto = model[0].auto_model
+    before = auto.config.attention_probs_dropout_prob
+    undo = set_attention_dropout(model, 0.0)
+    probs = {n: m.p for n, m in auto.named_modules() if n.endswith("attention.self.dropout")}
+    hidden = {n: m.p for n, m in auto.named_modules() if n.endswith("output.dropout")}
+    assert len(probs) == 6 and set(probs.values()) == {0.0}  # one per layer
+    assert hidden and set(hidden.values()) == {0.1}  # hidden-state dropout stays
+    assert auto.config.attention_probs_dropout_prob == 0.0
+    undo()
+    assert auto.config.attention_probs_dropout_prob == before == 0.1  # the saved config
+    assert set_attention_dropout(model, None)() is None  # None leaves the model alone

@@ -33,6 +33,15 @@ class RetrainOptions(BaseModel):
     max_synthetic_chunks: int = Field(
         6000, ge=0, le=1_000_000, description="Chunks sampled for synthetic questions."
     )
+    attention_dropout: float | None = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description=(
+            "Dropout on attention probabilities while training; null keeps the model's own "
+            "(0.1 for MiniLM), which on CPU doubles each step's time for its random masks."
+        ),
+    )
     labelled_repeats: int = Field(
         1, ge=1, le=10, description="Times each labelled or LLM-judged pair is trained on."
     )

@@ -117,6 +117,7 @@ def train_full(
             )
         )
     loss = make_loss(model, options, base_path)
+    restore = set_attention_dropout(model, options.attention_dropout)
     history: list[dict[str, float]] = []
 
     class Progress(TrainerCallback):
@@ -154,6 +155,7 @@ def train_full(
             model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[Progress()]
         )
         result = trainer.train()
+    restore()
     if options.lora:
         model = merge_lora(model, base_path)
     model.save(str(out_dir))
@@ -163,6 +165,39 @@ def train_full(
         "loss_history": history[-200:],
         "examples": len(dataset),
     }
+
+
+#: Config fields that hold the attention-probability dropout, by architecture family.
+_ATTN_DROPOUT_FIELDS = ("attention_probs_dropout_prob", "attention_dropout")
+
+
+def set_attention_dropout(model: Any, p: float | None) -> Callable[[], None]:
+    """Set the dropout on attention probabilities for training; returns an undo for the config.
+
+    On CPU that dropout draws a random mask over every (batch, head, token, token) score, which
+    measured 39% of a MiniLM training step at 256 tokens (and it keeps SDPA off its fused path);
+    with it off a step took 2.2 s instead of 4.5 s. Hidden-state dropout, cheap by comparison,
+    stays. ``p=None`` leaves the model as it is. The undo puts the config's value back so the
+    saved model's config is the one it was loaded with.
+    """
+    import torch
+
+    if p is None:
+        return lambda: None
+    auto = model[0].auto_model
+    saved = {f: getattr(auto.config, f) for f in _ATTN_DROPOUT_FIELDS if hasattr(auto.config, f)}
+    for field_name in saved:
+        setattr(auto.config, field_name, p)
+    for name, module in auto.named_modules():
+        # BERT-likes: encoder.layer.N.attention.self.dropout (the hidden-state one is .output.)
+        if isinstance(module, torch.nn.Dropout) and name.endswith(("self.dropout", "attn_dropout")):
+            module.p = p
+
+    def undo() -> None:
+        for field_name, value in saved.items():
+            setattr(auto.config, field_name, value)
+
+    return undo
 
 
 def merge_lora(model: Any, base_path: str) -> Any:
