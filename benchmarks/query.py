@@ -32,12 +32,14 @@ from typing import Any
 
 from benchmarks.common import (
     DEFAULT_WORK_DIR,
+    INGEST_OK_CODES,
     backend_choice,
     bench_env,
     corpus_file,
     embedder_info,
     latency_summary,
     load_questions,
+    only_blank_failures,
     print_table,
     python_module,
     ratio,
@@ -110,7 +112,13 @@ def build_store(
         files = [corpus_file(c) for c in CORPORA]
     print(f"store: building {data_dir} from {len(files)} corpora ...", flush=True)
     argv = python_module("ragloop.service.cli", "ingest", *map(str, files), "--data-dir")
-    t = run_json([*argv, str(data_dir), "--json"], env=chunk_env(chunk_tokens, overlap))
+    t = run_json(
+        [*argv, str(data_dir), "--json"],
+        env=chunk_env(chunk_tokens, overlap),
+        ok_codes=INGEST_OK_CODES,
+    )
+    if not only_blank_failures(t.output):
+        raise RuntimeError(f"ragloop ingest reported failures: {t.output['failed'][:3]}")
     status = run_json(
         python_module("ragloop.service.cli", "status", "--data-dir", str(data_dir), "--json")
     ).output
