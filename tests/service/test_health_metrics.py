@@ -13,6 +13,18 @@ def test_health_ready_and_metrics(client: TestClient) -> None:
     assert "ragloop_documents 8.0" in text
     assert 'ragloop_active_model{version="base"} 1.0' in text
     assert 'ragloop_misses_total{reason="low_score"}' in text
+    # Errors are observed with their status; streamed bodies and unknown paths too.
+    assert client.post("/v1/query", json={"question": ""}).status_code == 422
+    with client.stream("POST", "/v1/query/stream", json={"question": "whale"}) as streamed:
+        assert streamed.status_code == 200 and streamed.read()
+    assert client.get("/nope").status_code == 404
+    text = client.get("/metrics").text
+    assert 'ragloop_request_seconds_count{method="POST",route="/v1/query",status="422"} 1.0' in text
+    assert (
+        'ragloop_request_seconds_count{method="POST",route="/v1/query/stream",status="200"} 1.0'
+        in text
+    )
+    assert 'ragloop_request_seconds_count{method="GET",route="unmatched",status="404"} 1.0' in text
 
 
 def test_unknown_route_and_method_use_the_error_shape(client: TestClient) -> None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import ragloop
 from ragloop.core.answering import Answerer
@@ -182,20 +183,7 @@ def create_app(
             allow_headers=["Content-Type", "Authorization", "X-API-Key", "Idempotency-Key"],
         )
 
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        response = await call_next(request)
-        state: AppState | None = getattr(request.app.state, "rl", None)
-        route = request.scope.get("route")
-        if state is not None:
-            state.metrics.latency.labels(
-                request.method, getattr(route, "path", "unmatched"), str(response.status_code)
-            ).observe(time.perf_counter() - started)
-        return response
-
+    app.add_middleware(RequestLatency)
     for module in (
         routes_health,
         routes_query,
@@ -209,6 +197,42 @@ def create_app(
     ):
         app.include_router(module.router)
     return app
+
+
+class RequestLatency:
+    """Observe each request's latency by method, route and status, as plain ASGI middleware.
+
+    ``@app.middleware("http")`` (Starlette's BaseHTTPMiddleware) runs every request through an
+    extra task and memory streams; on two cores that overhead showed up in ``/api/search``'s
+    distance from the in-process floor (docs/benchmarks.md). This wraps ``send`` only. The time
+    covers the whole response, streamed bodies included.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client sees when the app raises before responding
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            state: AppState | None = getattr(scope["app"].state, "rl", None)
+            if state is not None:
+                route = getattr(scope.get("route"), "path", "unmatched")
+                state.metrics.latency.labels(scope["method"], route, str(status)).observe(
+                    time.perf_counter() - started
+                )
 
 
 def create_app_from_env() -> FastAPI:
