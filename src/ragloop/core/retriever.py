@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection
+
+import numpy as np
+
 from ragloop.core.catalog import Catalog
 from ragloop.core.errors import InvalidInputError
 from ragloop.core.records import Hit
@@ -47,3 +51,26 @@ def search(
             )
         )
     return hits
+
+
+def best_chunk(
+    store: VectorStore,
+    collection: str,
+    chunk_ids: Collection[str],
+    question_vector: Callable[[], np.ndarray],
+) -> str | None:
+    """Which of one document's chunks answers a question best: exact cosine over its vectors.
+
+    Feedback and imported judgements name documents; training wants the chunk the retriever
+    should have ranked first. A single chunk needs no model, so ``question_vector`` is only
+    called when there is a choice. None when none of the chunks has a stored vector.
+    """
+    ids = sorted(chunk_ids)
+    if len(ids) <= 1:
+        return ids[0] if ids else None
+    stored = store.vectors(collection, ids)
+    if not stored:
+        return None
+    have = list(stored)
+    scores = np.stack([stored[i] for i in have]) @ np.asarray(question_vector(), dtype=np.float32)
+    return have[int(np.argmax(scores))]

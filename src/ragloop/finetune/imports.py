@@ -5,24 +5,22 @@ benchmark's train split) should not have to replay each one through ``POST /v1/q
 ``POST /v1/feedback``. Each relevant document resolves to the chunk that matches the question
 best under the active model, exactly as feedback that names a document does; the pairs are
 stored with source ``import`` and the ``labelled`` retrain source trains on them with feedback.
-Nothing is written for a document the store does not hold; the report counts those.
+Nothing is written for a document the store does not hold (or holds no vectors of); the
+report counts those as unknown.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
-import numpy as np
-
-from ragloop.core.embedders import Embedder
 from ragloop.core.querylog import IMPORT_SOURCE, QueryLog
+from ragloop.core.retriever import best_chunk
 from ragloop.core.runtime import Runtime
 from ragloop.eval.datasets import BeirDataset
-
-#: Questions encoded per batch when a document has several chunks to choose from.
-BATCH = 64
+from ragloop.eval.model_mode import embed_in_batches
 
 ProgressFn = Callable[[int, int], None]
 
@@ -62,24 +60,22 @@ def import_beir_pairs(
     }
     all_docs = sorted({d for docs in judged.values() for d in docs})
     chunks_of = rt.catalog.chunk_ids_of(all_docs)
-    unknown = [d for d in all_docs if not chunks_of.get(d)]
+    unknown = [d for d in all_docs if not chunks_of[d]]
     report.unknown_examples = unknown[:5]
     index = rt.active_index()
+    # Encoded in one batched pass, and only for questions naming a document with a choice.
     needs_model = [qid for qid, docs in judged.items() if any(len(chunks_of[d]) > 1 for d in docs)]
-    vectors = _question_vectors(index.embedder, dataset, needs_model)
-    done = 0
+    encoded = embed_in_batches(
+        index.embedder, [dataset.queries[q].text for q in needs_model], is_query=True
+    )
+    vectors = dict(zip(needs_model, encoded, strict=True))
     for qid, docs in judged.items():
         question = dataset.queries[qid].text
+        vector = partial(vectors.__getitem__, qid)
         added_any = False
         for doc in docs:
             report.judgements += 1
-            ids = sorted(chunks_of[doc])
-            if not ids:
-                report.unknown_documents += 1
-                continue
-            chunk: str | None = ids[0]
-            if len(ids) > 1:
-                chunk = _best_chunk(rt, index.collection, vectors[qid], ids)
+            chunk = best_chunk(rt.store, index.collection, chunks_of[doc], vector)
             if chunk is None:
                 report.unknown_documents += 1
                 continue
@@ -90,29 +86,6 @@ def import_beir_pairs(
                 report.already_present += 1
         report.questions += 1
         report.questions_without_pairs += not added_any
-        done += 1
-        if progress and (done % 200 == 0 or done == len(judged)):
-            progress(done, len(judged))
+        if progress and (report.questions % 200 == 0 or report.questions == len(judged)):
+            progress(report.questions, len(judged))
     return report
-
-
-def _question_vectors(
-    embedder: Embedder, dataset: BeirDataset, qids: list[str]
-) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    for start in range(0, len(qids), BATCH):
-        part = qids[start : start + BATCH]
-        embs = embedder.embed([dataset.queries[q].text for q in part], is_query=True)
-        out.update(zip(part, embs, strict=True))
-    return out
-
-
-def _best_chunk(
-    rt: Runtime, collection: str, vector: np.ndarray, chunk_ids: list[str]
-) -> str | None:
-    stored = rt.store.vectors(collection, chunk_ids)
-    if not stored:
-        return None
-    ids = list(stored)
-    scores = np.stack([stored[i] for i in ids]) @ np.asarray(vector, dtype=np.float32)
-    return ids[int(np.argmax(scores))]

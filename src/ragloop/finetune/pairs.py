@@ -86,11 +86,10 @@ def build_training_set(
     if "labelled" in options.sources:
         rows = querylog.pairs(LABELLED_SOURCES)
         known = rt.catalog.get_chunks([r["chunk_id"] for r in rows])
-        labelled = [
-            Pair(r["question"], r["chunk_id"], "labelled") for r in rows if r["chunk_id"] in known
-        ]
+        kept = [r for r in rows if r["chunk_id"] in known]
+        labelled = [Pair(r["question"], r["chunk_id"], "labelled") for r in kept]
         manifest["sources"]["labelled"] = len(labelled)
-        origin = Counter(r["source"] for r in rows if r["chunk_id"] in known)
+        origin = Counter(r["source"] for r in kept)
         manifest["labelled_origin"] = {name: origin.get(name, 0) for name in LABELLED_SOURCES}
     pseudo: list[Pair] = []
     if "pseudo" in options.sources:

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from ragloop.core.answering import QueryOutcome, QueryRequest
 from ragloop.core.errors import InvalidInputError
 from ragloop.core.generators.base import Context
-from ragloop.core.retriever import search
+from ragloop.core.retriever import best_chunk
 from ragloop.service.auth import require_client
 from ragloop.service.schemas import ErrorOut, FeedbackIn, FeedbackOut, QueryIn, QueryOut, SourceOut
 from ragloop.service.state import AppState, get_state
@@ -144,17 +144,16 @@ def apply_feedback(state: AppState, body: FeedbackIn) -> FeedbackOut:
         missing = [d for d in doc_ids if d not in docs]
         if missing:
             raise InvalidInputError(f"unknown document ids: {', '.join(missing[:5])}")
+        chunks_of = state.runtime.catalog.chunk_ids_of(doc_ids)
         for doc_id in doc_ids:
-            hits = search(
-                index,
+            best = best_chunk(
                 state.runtime.store,
-                state.runtime.catalog,
-                rec.question,
-                k=1,
-                where={"document_id": doc_id},
+                index.collection,
+                chunks_of[doc_id],
+                lambda: index.query_vector(rec.question),
             )
-            if hits:
-                chunk_ids.append(hits[0].chunk.id)
+            if best is not None:
+                chunk_ids.append(best)
     chunk_ids = list(dict.fromkeys(chunk_ids))
     updated = state.querylog.add_feedback(body.query_id, body.rating, chunk_ids, body.comment)
     if body.rating == "down":
