@@ -125,7 +125,7 @@ def test_half_written_export_is_redone(tmp_path: Path, onnx_fp32: OnnxEmbedder) 
 def test_settings_validation(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="int8 runs only on ONNX Runtime"):
         load_settings(backend="torch", precision="int8")
-    with pytest.raises(ConfigError, match="bf16 is torch autocast"):
+    with pytest.raises(ConfigError, match="bf16 is a torch path"):
         load_settings(backend="onnx", precision="bf16")
     with pytest.raises(ConfigError, match="RAGLOOP_BACKEND"):
         load_settings(backend="tensorrt")

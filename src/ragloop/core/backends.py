@@ -1,8 +1,8 @@
-"""Which inference path runs a local model: torch (fp32 or bf16 autocast) or ONNX (fp32, int8).
+"""Which inference path runs a local model: torch (fp32 or bf16 weights) or ONNX (fp32, int8).
 
 ``RAGLOOP_BACKEND`` and ``RAGLOOP_PRECISION`` pick one explicitly. With ``auto`` for both (the
 default) the first load of a model on a CPU checks the fast paths in a fixed order (bf16
-autocast then ONNX fp32 where the CPU has native bf16; ONNX int8 then fp32 elsewhere) on a probe
+weights then ONNX fp32 where the CPU has native bf16; ONNX int8 then fp32 elsewhere) on a probe
 set shipped here: the first whose minimum cosine to torch fp32 over the probes keeps its
 threshold (0.999 for bf16 and ONNX fp32, 0.99 for int8) wins, else torch fp32. The decision
 is cached next to the ONNX export, keyed by the CPU's flags, so later starts load the winner
@@ -12,7 +12,6 @@ versions alike.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -30,8 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Minimum cosine to torch fp32, over every probe text, that a fast path must keep.
 THRESHOLDS = {"torch-fp32": 0.9999, "torch-bf16": 0.999, "onnx-fp32": 0.999, "onnx-int8": 0.99}
-#: Bump to make every cached decision stale (new probes, new candidates).
-DECISION_FORMAT = 1
+#: Bump to make every cached decision stale (new probes, new candidates, a changed path;
+#: 2: torch bf16 runs bf16 weights instead of autocast).
+DECISION_FORMAT = 2
 
 _SENTENCES = (
     "Vitamin C deficiency causes scurvy, which was common among sailors on long voyages.",
@@ -190,16 +190,13 @@ def _decide(path: Path, options: EmbedderOptions, model_id: str | None) -> Embed
 
     # Candidates in a fixed order of speed on their CPUs, first passing one wins: timing them
     # against each other at start-up picked differently run to run on a busy machine. Where
-    # the CPU multiplies bf16 natively (AMX, AVX512-BF16), bf16 autocast is near-lossless and
-    # was the fastest path at 256 tokens (docs/benchmarks.md); int8 missed its cosine floor
-    # there. Elsewhere int8 and fp32 ONNX Runtime beat torch fp32.
+    # the CPU multiplies bf16 natively (AMX, AVX512-BF16), torch with bf16 weights is
+    # near-lossless and was the fastest path at 256 tokens (docs/benchmarks.md); int8 missed its
+    # cosine floor there. Elsewhere int8 and fp32 ONNX Runtime beat torch fp32.
     order = ("torch-bf16", "onnx-fp32") if cpu_has_native_bf16() else ("onnx-int8", "onnx-fp32")
     for label in order:
         if label == "torch-bf16":
-            # The same loaded weights under autocast: a shallow copy differs only in the flag.
-            bf16 = copy.copy(ref)
-            bf16.use_bf16 = True
-            measure(label, bf16)
+            measure(label, ref.bf16_copy())
         elif export_dir is not None:
             try:
                 measure(

@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     )
     precision: Literal["auto", "fp32", "bf16", "int8"] = Field(
         "auto",
-        description="auto: chosen with the backend; bf16 is torch autocast, int8 is ONNX only.",
+        description="auto: chosen with the backend; bf16 is torch (bf16 weights), int8 ONNX only.",
     )
     embed_batch_size: int = Field(32, ge=1, le=4096)
     chunk_tokens: int = Field(256, ge=16, le=8192, description="Target chunk size in tokens.")
@@ -116,7 +116,7 @@ class Settings(BaseSettings):
             )
         if self.precision == "bf16" and self.backend == "onnx":
             raise ValueError(
-                "RAGLOOP_PRECISION=bf16 is torch autocast: with RAGLOOP_BACKEND=onnx use "
+                "RAGLOOP_PRECISION=bf16 is a torch path: with RAGLOOP_BACKEND=onnx use "
                 "fp32 or int8 (or auto)"
             )
         if self.backend == "onnx" and self.device != "cpu":
