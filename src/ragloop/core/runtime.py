@@ -14,6 +14,7 @@ from ragloop.core.adapters import QueryAdapterEmbedder
 from ragloop.core.catalog import Catalog
 from ragloop.core.embedders import Embedder, EmbedderOptions, EmbedderRegistry, default_registry
 from ragloop.core.errors import ConfigError
+from ragloop.core.query_batcher import QueryBatcher
 from ragloop.core.query_cache import QueryCache
 from ragloop.core.records import ModelVersion
 from ragloop.core.settings import Settings
@@ -29,6 +30,7 @@ class ActiveIndex:
     version: ModelVersion
     embedder: Embedder
     cache: QueryCache | None = field(default=None, compare=False)
+    batcher: QueryBatcher | None = field(default=None, compare=False)
 
     @property
     def collection(self) -> str:
@@ -36,10 +38,12 @@ class ActiveIndex:
         return self.version.collection
 
     def query_vector(self, text: str) -> np.ndarray:
-        """The query's embedding under this version (from the LRU cache when it has one)."""
+        """The query's embedding under this version: from the LRU cache when it has one, else
+        encoded, together with concurrent callers' queries when it has a batcher."""
+        compute = self.batcher.embed_query if self.batcher else self.embedder.embed_query
         if self.cache is None:
-            return self.embedder.embed_query(text)
-        return self.cache.get_or_compute(self.version.version, text, self.embedder.embed_query)
+            return compute(text)
+        return self.cache.get_or_compute(self.version.version, text, compute)
 
 
 class ModelLoader:
@@ -55,8 +59,21 @@ class ModelLoader:
         self.catalog = catalog
         self.registry = registry
         self._embedders: dict[str, Embedder] = {}
+        self._batchers: dict[str, QueryBatcher] = {}
         self._lock = threading.Lock()
         self.query_cache = QueryCache(settings.query_cache_size)
+
+    def _index(self, version: ModelVersion, key: str, embedder: Embedder) -> ActiveIndex:
+        # One batcher per loaded embedder, shared by every request that queries it.
+        with self._lock:
+            batcher = self._batchers.get(key)
+            if batcher is None:
+                batcher = QueryBatcher(
+                    lambda texts: embedder.embed(texts, is_query=True),
+                    self.settings.query_batch_size,
+                )
+                self._batchers[key] = batcher
+        return ActiveIndex(version, embedder, self.query_cache, batcher)
 
     def embedder_for(self, model_ref: str) -> Embedder:
         """Load (once) the embedder a model reference names."""
@@ -79,8 +96,8 @@ class ModelLoader:
                         parent.embedder, Path(version.model_ref), version.version
                     )
                     self._embedders[key] = emb
-            return ActiveIndex(version, emb, self.query_cache)
-        return ActiveIndex(version, self.embedder_for(version.model_ref), self.query_cache)
+            return self._index(version, key, emb)
+        return self._index(version, version.model_ref, self.embedder_for(version.model_ref))
 
 
 class Runtime:

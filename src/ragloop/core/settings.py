@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     query_cache_size: int = Field(
         1024, ge=0, le=1_000_000, description="Query embeddings kept per process (LRU); 0: off."
     )
+    query_batch_size: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Concurrent queries encoded in one pass at most (1: each alone).",
+    )
     max_k: int = Field(50, ge=1, le=100)
     max_question_chars: int = Field(2000, ge=10, le=100_000)
     max_upload_files: int = Field(20, ge=1, le=1000)
