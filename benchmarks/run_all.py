@@ -54,8 +54,11 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     for c in ingest.get("corpora", []):
         r = c["ratios"]
         add(
-            f"ingest {c['corpus']}: ragloop/langchain documents/s >= 3x",
-            r["first_ingest_docs_per_s_ragloop_over_langchain"],
+            f"ingest {c['corpus']}: ragloop/langchain (as written) documents/s >= 3x",
+            r.get(
+                "first_ingest_docs_per_s_ragloop_over_langchain_as_written",
+                r["first_ingest_docs_per_s_ragloop_over_langchain"],
+            ),
             3.0,
             True,
         )
