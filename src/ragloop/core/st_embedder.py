@@ -70,6 +70,8 @@ def _offline() -> Iterator[None]:
 #: AMX, 16 x 256-token inputs ran 10-25% faster than 32 (activations stay in cache) and short
 #: queries gain little past 16 (docs/benchmarks.md).
 SUB_BATCH = 16
+#: Token widths are padded up to a multiple of this on the packed bf16 path (see ``_forward``).
+SEQ_BUCKET = 8
 
 
 class SentenceTransformerEmbedder(Embedder):
@@ -170,7 +172,15 @@ class SentenceTransformerEmbedder(Embedder):
     def _forward(self, rows: list[tuple[list[int], list[int]]]) -> np.ndarray:
         import torch
 
-        width = max(len(ids) for ids, _ in rows)
+        n, width = len(rows), max(len(ids) for ids, _ in rows)
+        if self.packed_layers:
+            # Shapes in buckets: oneDNN builds a kernel per new matrix shape (tens to hundreds of
+            # ms each, measured: a cold service's first queries took up to 2 s), so widths go
+            # up to a multiple of 8 and row counts to a power of two, which bounds the shapes
+            # to a few dozen. Extra rows repeat the first one and are dropped; padded tokens are
+            # masked, so no vector changes.
+            width = min(-(-width // SEQ_BUCKET) * SEQ_BUCKET, max(width, self.max_seq_length))
+            rows = rows + [rows[0]] * ((1 << (n - 1).bit_length()) - n)
         ids_t = torch.full((len(rows), width), self._pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)
         types = torch.zeros((len(rows), width), dtype=torch.long)
@@ -184,7 +194,7 @@ class SentenceTransformerEmbedder(Embedder):
         features["token_embeddings"] = features["token_embeddings"].float()
         for module in list(self.model)[1:]:
             features = module(features)
-        return features["sentence_embedding"].float().cpu().numpy()
+        return features["sentence_embedding"][:n].float().cpu().numpy()
 
     def embed(self, texts: Sequence[str], *, is_query: bool = False) -> np.ndarray:
         """Encode in token-sorted sub-batches; rows come back in input order, unit length."""
