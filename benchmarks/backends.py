@@ -4,7 +4,7 @@ Usage:
   python -m benchmarks.backends [--dataset ../shared/data/scifact] [--sample 512]
       [--limit-docs N] [--paths torch-fp32,torch-bf16,onnx-fp32,onnx-int8] [--json]
 
-For each path (torch fp32, torch bf16 autocast, ONNX Runtime fp32, ONNX Runtime int8) on the
+For each path (torch fp32, torch bf16 weights, ONNX Runtime fp32, ONNX Runtime int8) on the
 bundled all-MiniLM-L6-v2: chunks/s over a sample of corpus texts at the model's 256-token
 limit (batches of 32, as ingest sends them), the min and mean cosine of those vectors to torch
 fp32, and SciFact test nDCG@10 in model mode (exact search, fp32 reference first). A path

@@ -174,7 +174,9 @@ def embedder_info(embedder: Any) -> dict[str, Any]:
     precision = getattr(embedder, "precision", None)
     if not isinstance(precision, str):
         use_bf16 = getattr(embedder, "use_bf16", None)
-        precision = "bf16 autocast" if use_bf16 else ("fp32" if use_bf16 is False else "unknown")
+        packed = getattr(embedder, "packed_layers", 0)
+        bf16 = "bf16 weights" + (f", {packed} packed oneDNN layers" if packed else "")
+        precision = bf16 if use_bf16 else ("fp32" if use_bf16 is False else "unknown")
     return {
         "class": type(embedder).__name__,
         "backend": str(backend),
@@ -234,9 +236,9 @@ def backend_choice(data_dir: Path) -> dict[str, Any]:
 def peer_precision(choice: dict[str, Any]) -> str:
     """The precision the torch-only LangChain peer should run to match ragloop's choice.
 
-    bf16 (autocast) maps to bf16; fp32 of either backend maps to fp32. int8 ONNX has no torch
-    counterpart here, so the peer runs bf16 when the CPU has it (its fastest equal-quality
-    path) and the difference is printed.
+    bf16 (ragloop's bf16 weights) maps to bf16 (the peer gets torch autocast); fp32 of either
+    backend maps to fp32. int8 ONNX has no torch counterpart here, so the peer runs bf16 when
+    the CPU has it (its fastest equal-quality path) and the difference is printed.
     """
     from ragloop.core.st_embedder import cpu_has_native_bf16
 
