@@ -85,3 +85,33 @@ def test_bf16_stays_close_to_fp32() -> None:
     texts = [f"Sentence number {i} about proteins and cells in mice." for i in range(8)]
     cos = np.sum(fp32.embed_documents(texts) * bf16.embed_documents(texts), axis=1)
     assert cos.min() > 0.999
+
+
+def test_forward_passes_run_on_one_thread_whoever_calls() -> None:
+    """A server hands requests to many worker threads; torch's per-thread CPU state made that
+    slow, so every forward pass goes to the embedder's one inference thread."""
+    import threading
+
+    from ragloop.core.st_embedder import SentenceTransformerEmbedder, bundled_model_path
+
+    emb = SentenceTransformerEmbedder(bundled_model_path(), EmbedderOptions(precision="fp32"))
+    seen: set[int] = set()
+    forward = emb._forward
+
+    def spy(rows: list[tuple[list[int], list[int]]]) -> np.ndarray:
+        seen.add(threading.get_ident())
+        return forward(rows)
+
+    emb._forward = spy  # type: ignore[method-assign]
+    vectors: dict[str, np.ndarray] = {}
+    callers = [
+        threading.Thread(target=lambda t=t: vectors.update({t: emb.embed_query(t)}))
+        for t in ("alpha", "beta", "gamma", "delta")
+    ]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert len(seen) == 1 and not seen & {t.ident for t in callers}
+    assert threading.get_ident() not in seen
+    assert np.allclose(vectors["alpha"], emb.embed_query("alpha"), atol=1e-6)
