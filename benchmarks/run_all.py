@@ -5,7 +5,8 @@ Usage:
       [--work-dir /tmp/ragloop-bench] [--json benchmarks/results/latest.json]
 
 Prints each benchmark's tables as it goes, then the issue's goals as measured in this run, and
-writes one JSON record (machine, results, goals, commit, timings). On the quiet 2-core project
+writes one JSON record (machine, results, goals, commit, timings). Each benchmark runs in its
+own process (``python -m benchmarks.<name>``). On the quiet 2-core project
 machine the full run should take roughly 30 minutes once the 100k-chunk query store exists;
 building that store the first time adds its own ingest (see ``benchmarks/query.py``; it is
 resumable, and kept under WORK_DIR). ``--quick`` is a smoke run of every step on small subsets
@@ -16,9 +17,11 @@ loading). A benchmark that fails is reported and the others still run; the exit 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -82,9 +85,28 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _isolated(name: str, argv: list[str]) -> dict[str, Any]:
+    """Run ``python -m benchmarks.<name>`` in a fresh process; its JSON record.
+
+    One process per benchmark: models, thread pools and caches that one benchmark leaves in a
+    process skewed the next one's timings when they shared it (the query floor ran 3x slower
+    after the encode benchmark's two models had run in the same process). The child prints its
+    own tables and measures the machine again, so each share of the peak is against the peak
+    measured beside it.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "record.json"
+        subprocess.run(
+            [sys.executable, "-m", f"benchmarks.{name}", *argv, "--json", str(out)],
+            cwd=REPO,
+            check=True,
+        )
+        record: dict[str, Any] = json.loads(out.read_text())
+    return record
+
+
 def main() -> None:
     """Run the selected benchmarks, print the goals, write the JSON record."""
-    from benchmarks import encode, ingest, query, reembed
     from benchmarks.machine import machine_record, print_machine
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -103,16 +125,8 @@ def main() -> None:
     started, started_at = time.perf_counter(), time.strftime("%Y-%m-%d %H:%M:%S %Z")
     machine = machine_record(0.5 if args.quick else 2.0)
     print_machine(machine)
-    runners = {
-        "encode": lambda: encode.run(machine, args.work_dir, 64 if args.quick else 512),
-        "ingest": lambda: ingest.run(["scifact", "fqa"], args.work_dir, "index", args.quick),
-        "query": lambda: query.run(
-            args.work_dir, 4.0 if args.quick else 20.0, 24, 4, 100_000, args.quick
-        ),
-        "reembed": lambda: reembed.run(
-            args.work_dir, reembed.QUICK_DOCS if args.quick else 2000, args.quick
-        ),
-    }
+    common = ["--work-dir", str(args.work_dir), *(["--quick"] if args.quick else [])]
+    runners = {name: (lambda name=name: _isolated(name, common)) for name in ALL}
     results: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     failed: list[str] = []
