@@ -12,8 +12,9 @@ Financial QA and SQuAD ingested by ``ragloop ingest`` with small chunks
 the default 256 tokens would need ten times the text. Every chunk is a real slice of a real
 document with its real vector; ``--estimate`` chunks a sample to predict the count first.
 
-Each side runs for ``--seconds`` per concurrency after a short warm-up, sending the SciFact,
-Financial QA and SQuAD questions in turn, the same questions in the same order in every row
+Each side runs for ``--seconds`` per concurrency after 6 s of dropped load at 8 clients,
+sending the SciFact, Financial QA and SQuAD questions in turn, the same questions in the same
+order in every row
 (the server runs with its query cache off, so no row is served from an earlier row's cache).
 ``/api/search`` without ``chunks`` uses ``RAGLOOP_DEFAULT_K`` (5), and ``/v1/query`` is sent
 ``k=5``, so the floor queries k=5 too. The floor uses the server's own embedder (the active
@@ -53,6 +54,9 @@ from benchmarks.common import (
 )
 
 K = 5
+#: Seconds of dropped load at 8 clients before each side's timed rows (both sides alike): a
+#: fresh process's first seconds (first kernels, allocator growth) are not steady state.
+WARM_UP_S = 6.0
 FLOOR = "floor: encode + Chroma"
 FLOOR_BATCHED = "floor, batched: encode + Chroma"
 CORPORA = ("scifact", "fqa", "squad")
@@ -295,7 +299,7 @@ def measure_http(
     try:
         for route in ("/api/search", "/v1/query"):
             warm = questions[-200:]  # warm-up, dropped: questions the timed rows reach last
-            drive(http_call(url, route), warm, 2, min(3.0, seconds))
+            drive(http_call(url, route), warm, 8, min(WARM_UP_S, seconds))
             for clients in (1, 8):
                 print(f"  {route}, {clients} clients ...", flush=True)
                 r = drive(http_call(url, route), questions, clients, seconds)
@@ -340,7 +344,9 @@ def measure_floor(
             return make
 
         # No cache on this side either (the embedder is called directly).
-        drive(floor(embedder.embed_query), questions[-200:], 2, min(3.0, seconds))  # warm-up
+        warm = questions[-200:]  # warm-up, dropped, as on the HTTP side
+        drive(floor(embedder.embed_query), warm, 8, min(WARM_UP_S, seconds))
+        drive(floor(batcher.embed_query), warm, 8, min(WARM_UP_S, seconds))
         rows = []
         for clients in (1, 8):
             print(f"  in-process floor, {clients} threads ...", flush=True)
