@@ -88,10 +88,10 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
 def _isolated(name: str, argv: list[str]) -> dict[str, Any]:
     """Run ``python -m benchmarks.<name>`` in a fresh process; its JSON record.
 
-    One process per benchmark: models, thread pools and caches that one benchmark leaves in a
-    process skewed the next one's timings when they shared it (the query floor ran 3x slower
-    after the encode benchmark's two models had run in the same process). The child prints its
-    own tables and measures the machine again, so each share of the peak is against the peak
+    One process per benchmark, so no benchmark inherits another's models, thread pools or
+    caches: in one run that shared a process, the query floor (after the encode benchmark's two
+    models) came out slower than the HTTP server it is the floor of. The child prints its own
+    tables and measures the machine again, so each share of the peak is against the peak
     measured beside it.
     """
     with tempfile.TemporaryDirectory() as tmp:

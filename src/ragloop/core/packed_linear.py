@@ -49,7 +49,6 @@ def _packed_linear_class() -> Any:
             self.activation = activation
             # "none" as the GELU algorithm means the exact (erf) GELU, BERT's "gelu".
             self.algorithm = "none" if activation == "gelu" else ""
-            self.out_features = linear.out_features
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return torch.ops.mkldnn._linear_pointwise(
