@@ -191,8 +191,8 @@ def _decide(path: Path, options: EmbedderOptions, model_id: str | None) -> Embed
     # Candidates in a fixed order of speed on their CPUs, first passing one wins: timing them
     # against each other at start-up picked differently run to run on a busy machine. Where
     # the CPU multiplies bf16 natively (AMX, AVX512-BF16), torch with bf16 weights is
-    # near-lossless and was the fastest path at 256 tokens (docs/benchmarks.md); int8 missed its
-    # cosine floor there. Elsewhere int8 and fp32 ONNX Runtime beat torch fp32.
+    # near-lossless and was the fastest path at 256 tokens (docs/benchmarks.md), about twice
+    # int8's speed there. Elsewhere int8 and fp32 ONNX Runtime beat torch fp32.
     order = ("torch-bf16", "onnx-fp32") if cpu_has_native_bf16() else ("onnx-int8", "onnx-fp32")
     for label in order:
         if label == "torch-bf16":
