@@ -11,10 +11,16 @@ Used only for bf16 inference on a CPU whose torch build has the mkldnn ops; anyt
 the modules as they are (``pack_for_inference`` returns 0).
 """
 
-from __future__ import annotations
+# No "from __future__ import annotations": TorchScript reads the class annotations below as
+# types, not strings.
 
 import logging
-from typing import Any
+import warnings
+from typing import Any, Optional, Union
+
+# Imported only where bf16 inference is set up (``SentenceTransformerEmbedder``), never by
+# ragloop's package imports.
+import torch
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +30,6 @@ _ROWS_HINT = 16
 
 
 def _mkldnn_ops() -> Any:
-    import torch
-
     ops = torch.ops.mkldnn
     try:
         return ops._reorder_linear_weight, ops._linear_pointwise
@@ -33,33 +37,57 @@ def _mkldnn_ops() -> Any:
         return None
 
 
-def _packed_linear_class() -> Any:
-    import torch
+class PackedLinear(torch.nn.Module):
+    """``linear`` (then ``activation``: "none" or "gelu") with a oneDNN-packed bf16 weight.
 
-    class PackedLinear(torch.nn.Module):
-        """``linear`` (then ``activation``: "none" or "gelu") with a oneDNN-packed bf16 weight."""
+    Written for TorchScript (``packed_module`` scripts it), so a model holding these can be
+    traced into one graph (``traced_forward``): the tracer cannot record the op's empty list of
+    optional scalars, a scripted call carries its type.
+    """
 
-        def __init__(self, linear: torch.nn.Linear, activation: str = "none") -> None:
-            super().__init__()
-            reorder, _ = _mkldnn_ops()
-            weight = linear.weight.detach().to(torch.bfloat16)
-            self.register_buffer("packed", reorder(weight, _ROWS_HINT))
-            bias = linear.bias.detach().to(torch.bfloat16) if linear.bias is not None else None
-            self.register_buffer("bias", bias)
-            self.activation = activation
-            # "none" as the GELU algorithm means the exact (erf) GELU, BERT's "gelu".
-            self.algorithm = "none" if activation == "gelu" else ""
+    packed: torch.Tensor
+    bias: torch.Tensor  # empty when the layer has none (TorchScript wants one type)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return torch.ops.mkldnn._linear_pointwise(
-                x, self.packed, self.bias, self.activation, [], self.algorithm
-            )
+    def __init__(self, linear: torch.nn.Linear, activation: str = "none") -> None:
+        super().__init__()
+        reorder, _ = _mkldnn_ops()
+        weight = linear.weight.detach().to(torch.bfloat16)
+        self.register_buffer("packed", reorder(weight, _ROWS_HINT))
+        self.has_bias = linear.bias is not None
+        bias = linear.bias.detach().to(torch.bfloat16) if linear.bias is not None else None
+        self.register_buffer("bias", bias if bias is not None else torch.zeros(0))
+        self.activation = activation
+        # "none" as the GELU algorithm means the exact (erf) GELU, BERT's "gelu".
+        self.algorithm = "none" if activation == "gelu" else ""
 
-    return PackedLinear
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``activation(x @ W.T + b)`` in bf16."""
+        # Union[int, float, complex] is how TorchScript spells the schema's "Scalar".
+        scalars: list[Optional[Union[int, float, complex]]] = []  # noqa: UP007 UP045
+        bias: Optional[torch.Tensor] = self.bias if self.has_bias else None  # noqa: UP045
+        return torch.ops.mkldnn._linear_pointwise(
+            x, self.packed, bias, self.activation, scalars, self.algorithm
+        )
+
+
+def packed_module(linear: torch.nn.Linear, activation: str = "none") -> Any:
+    """A scripted ``PackedLinear`` for ``linear``; the plain module where scripting fails.
+
+    TorchScript is deprecated in favour of ``torch.compile``/``torch.export``, but it is the one
+    way here to run a whole forward outside Python (see ``traced_forward``); a torch that drops
+    it leaves the layer packed and run eagerly.
+    """
+    module = PackedLinear(linear, activation)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.script(module)
+    except Exception as exc:  # the scripting compiler raises many kinds
+        log.debug("PackedLinear not scripted (%s); running it eagerly", exc)
+        return module
 
 
 def _is_exact_gelu(fn: Any) -> bool:
-    import torch
 
     # transformers' "gelu" (GELUActivation around torch's erf GELU) or torch's own nn.GELU();
     # the tanh and "new" variants are different functions and are left unfused.
@@ -78,12 +106,9 @@ def pack_for_inference(model: Any) -> int:
     Returns how many layers were packed; 0 (nothing changed) where the ops are missing or the
     first packed layer does not reproduce the plain one.
     """
-    import torch
-
     if _mkldnn_ops() is None or not torch.backends.mkldnn.is_available():
         return 0
-    packed_cls = _packed_linear_class()
-    if not _reproduces(packed_cls):
+    if not _reproduces():
         log.warning("oneDNN packed bf16 linear disagrees with torch here; not packing")
         return 0
     count = 0
@@ -96,22 +121,20 @@ def pack_for_inference(model: Any) -> int:
             and dense.weight.dtype == torch.bfloat16
             and _is_exact_gelu(act)
         ):
-            block.dense = packed_cls(dense, "gelu")
+            block.dense = packed_module(dense, "gelu")
             block.intermediate_act_fn = torch.nn.Identity()
             count += 1
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, torch.nn.Linear) and child.weight.dtype == torch.bfloat16:
-                setattr(parent, name, packed_cls(child))
+                setattr(parent, name, packed_module(child))
                 count += 1
     return count
 
 
-def _reproduces(packed_cls: Any) -> bool:
+def _reproduces() -> bool:
     # One small product against torch's own bf16 linear (and GELU): a build whose ops exist but
     # misbehave must not silently change every vector.
-    import torch
-
     gen = torch.Generator().manual_seed(0)
     lin = torch.nn.Linear(64, 48).to(torch.bfloat16)
     with torch.no_grad():
@@ -121,7 +144,7 @@ def _reproduces(packed_cls: Any) -> bool:
     try:
         with torch.inference_mode():
             want = torch.nn.functional.gelu(lin(x)).float()
-            got = packed_cls(lin, "gelu")(x).float()
-    except RuntimeError:
+            got = packed_module(lin, "gelu")(x).float()
+    except (RuntimeError, torch.jit.Error):
         return False
     return bool(torch.allclose(got, want, atol=0.05, rtol=0.05))

@@ -81,8 +81,9 @@ class SentenceTransformerEmbedder(Embedder):
     ``embed`` tokenizes with the model's fast tokenizer (as sentence-transformers configured
     it), sorts by token count so sub-batches pad little, and runs the model's own modules. With
     bf16 the transformer's weights are cast to bf16 (no per-call autocast copies; on the CPU its
-    linear layers are pre-packed for oneDNN, see ``packed_linear``) while pooling and
-    normalization stay fp32, so the vector is summed and scaled at full precision.
+    linear layers are pre-packed for oneDNN, see ``packed_linear``, and the whole forward runs
+    as one TorchScript graph, see ``traced_forward``) while pooling and normalization stay fp32,
+    so the vector is summed and scaled at full precision.
     """
 
     def __init__(self, path: Path, options: EmbedderOptions, model_id: str | None = None) -> None:
@@ -119,6 +120,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._counter = self._fast_tokenizer(truncate=False)
         self.use_bf16 = False
         self.packed_layers = 0  # linear layers running on pre-packed oneDNN weights
+        self.graph: Any = None  # the whole forward as one TorchScript graph (traced_forward)
         if options.precision == "bf16" or (
             options.precision == "auto" and options.device == "cpu" and cpu_has_native_bf16()
         ):
@@ -154,15 +156,18 @@ class SentenceTransformerEmbedder(Embedder):
         self.use_bf16 = True
         if self.device == "cpu":
             from ragloop.core.packed_linear import pack_for_inference
+            from ragloop.core.traced_forward import trace_pipeline
 
             self.packed_layers = pack_for_inference(self.model[0])
+            if self.packed_layers:
+                self.graph = trace_pipeline(self.model, self._inputs, self._pad_id)
 
     def bf16_copy(self) -> SentenceTransformerEmbedder:
         """A second embedder over a bf16 copy of these weights (this one is left as it is)."""
         twin = copy.copy(self)
         twin.model = copy.deepcopy(self.model)
         twin._lock = threading.Lock()
-        twin._runner, twin._runner_ident = None, None
+        twin._runner, twin._runner_ident, twin.graph = None, None, None
         twin._cast_bf16()
         return twin
 
@@ -195,6 +200,8 @@ class SentenceTransformerEmbedder(Embedder):
             mask[r, : len(ids)] = 1
             types[r, : len(ids)] = torch.tensor(type_ids)
         tensors = {"input_ids": ids_t, "attention_mask": mask, "token_type_ids": types}
+        if self.graph is not None:
+            return self.graph(*(tensors[n] for n in self._inputs))[:n].numpy()
         features: dict[str, Any] = {n: tensors[n].to(self.device) for n in self._inputs}
         features = self.model[0](features)
         features["token_embeddings"] = features["token_embeddings"].float()
