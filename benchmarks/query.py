@@ -2,7 +2,7 @@
 floor (encode + Chroma query, no HTTP), at 1 and 8 concurrent clients, with >= 100k chunks.
 
 Usage:
-  python -m benchmarks.query [--work-dir /tmp/ragloop-bench] [--seconds 20]
+  python -m benchmarks.query [--work-dir /tmp/ragloop-bench] [--seconds 20] [--rounds 3]
       [--chunk-tokens 24 --chunk-overlap 4] [--min-chunks 100000] [--quick] [--json PATH]
   python -m benchmarks.query --estimate [--chunk-tokens 24 --chunk-overlap 4]
 
@@ -12,26 +12,26 @@ Financial QA and SQuAD ingested by ``ragloop ingest`` with small chunks
 the default 256 tokens would need ten times the text. Every chunk is a real slice of a real
 document with its real vector; ``--estimate`` chunks a sample to predict the count first.
 
-Each side runs for ``--seconds`` per concurrency after 6 s of dropped load at 8 clients,
-sending the SciFact, Financial QA and SQuAD questions in turn, the same questions in the same
-order in every row
-(the server runs with its query cache off, so no row is served from an earlier row's cache).
+Every row runs for ``--seconds`` in all, split over ``--rounds`` alternating rounds: a fresh
+server and its HTTP rows, then the in-process floor rows, then again; each side gets 6 s of
+dropped load at 8 clients at the start of each of its rounds. Rows pool their latencies over
+the rounds, and the goal's ratio is also printed round by round. Every row sends the SciFact,
+Financial QA and SQuAD questions in turn, the same questions in the same order (the server runs
+with its query cache off, so no row is served from an earlier row's cache).
 ``/api/search`` without ``chunks`` uses ``RAGLOOP_DEFAULT_K`` (5), and ``/v1/query`` is sent
 ``k=5``, so the floor queries k=5 too. The floor uses the server's own embedder (the active
 version, loaded from the same data dir) and the same Chroma collection with
 ``include=["distances"]``, from 1 and 8 threads, each query encoded alone; a second 8-thread
 floor row encodes through the same query batching the server uses (``QueryBatcher``), so the
 HTTP overhead can be read apart from batching. HTTP clients are keep-alive ``http.client``
-connections, one per thread. The server and the floor run one after the other: embedded
-Chroma belongs to one process.
+connections, one per thread. The floor's runtime stays open in this process while a server
+process reads the same store; the two never run load at the same time.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,6 @@ from benchmarks.common import (
     bench_env,
     corpus_file,
     embedder_info,
-    latency_summary,
     load_questions,
     only_blank_failures,
     print_table,
@@ -52,6 +51,7 @@ from benchmarks.common import (
     run_json,
     write_json,
 )
+from benchmarks.query_load import Call, QuestionFeed, Samples, drive, http_call, start_server
 
 K = 5
 #: Seconds of dropped load at 8 clients before each side's timed rows (both sides alike): a
@@ -158,123 +158,6 @@ def build_store(
     return data_dir, rec
 
 
-# --- load driving -------------------------------------------------------------------------
-
-# A worker's call: question -> None, raising on failure; plus a cleanup.
-Call = Callable[[str], None]
-
-
-class QuestionFeed:
-    """Hands out questions in order, each once, to any number of threads.
-
-    Every row gets a fresh feed, so every side sees the same questions in the same order. The
-    server under test runs with its query-embedding cache off (``RAGLOOP_QUERY_CACHE_SIZE=0``):
-    a question repeated from an earlier row would otherwise be a cache hit, not a query.
-    """
-
-    def __init__(self, questions: list[str]) -> None:
-        self.questions = questions
-        self._next = 0
-        self._lock = threading.Lock()
-
-    def take(self) -> str:
-        """The next question."""
-        with self._lock:
-            q = self.questions[self._next % len(self.questions)]
-            self._next += 1
-            return q
-
-    @property
-    def wrapped(self) -> bool:
-        """True once some question has been handed out twice."""
-        return self._next > len(self.questions)
-
-
-def drive(
-    make_call: Callable[[], tuple[Call, Callable[[], None]]],
-    questions: list[str] | QuestionFeed,
-    clients: int,
-    seconds: float,
-    stop: threading.Event | None = None,
-) -> dict[str, Any]:
-    """``clients`` threads, each calling in a loop for ``seconds`` (or until ``stop`` is set):
-    latency percentiles, requests/s and errors.
-
-    HTTP and in-process sides go through this same loop, so the comparison differs only in
-    what one call does.
-    """
-    # A list starts a fresh feed; a feed passed in continues where its last run stopped.
-    feed = questions if isinstance(questions, QuestionFeed) else QuestionFeed(questions)
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-    start_gate = threading.Barrier(clients + 1)
-    stop_at = [0.0]
-
-    def worker() -> None:
-        call, close = make_call()
-        try:
-            start_gate.wait()
-            while time.monotonic() < stop_at[0] and not (stop and stop.is_set()):
-                q = feed.take()
-                t0 = time.perf_counter()
-                try:
-                    call(q)
-                    err = ""
-                except Exception as exc:  # any failure is an error sample, never a crash
-                    err = repr(exc)[:200]
-                dt = time.perf_counter() - t0
-                with lock:
-                    if err:
-                        errors.append(err)
-                    else:
-                        latencies.append(dt)
-        finally:
-            close()
-
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
-    for t in threads:
-        t.start()
-    stop_at[0] = time.monotonic() + seconds
-    started = time.monotonic()
-    start_gate.wait()
-    for t in threads:
-        t.join()
-    elapsed = time.monotonic() - started
-    return latency_summary(clients, latencies, errors, elapsed) | {
-        "questions_repeated": feed.wrapped
-    }
-
-
-def http_call(url: str, route: str) -> Callable[[], tuple[Call, Callable[[], None]]]:
-    """Per-thread keep-alive HTTP/1.1 clients for ``route`` (a non-200 answer is an error).
-
-    The standard library's ``http.client`` rather than httpx: the load generator shares the two
-    cores with the server, and the in-process floor has no client at all, so the client should
-    cost as little CPU per request as possible (about a quarter of httpx's here).
-    """
-    import http.client
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    extra: dict[str, Any] = {"k": K} if route.startswith("/v1/") else {}
-    headers = {"Content-Type": "application/json"}
-
-    def make() -> tuple[Call, Callable[[], None]]:
-        conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=60)
-
-        def call(q: str) -> None:
-            conn.request("POST", route, json.dumps({"question": q, **extra}), headers)
-            r = conn.getresponse()
-            body = r.read()
-            if r.status != 200:
-                raise RuntimeError(f"{r.status} {body[:120]!r}")
-
-        return call, conn.close
-
-    return make
-
-
 def questions_mix() -> list[str]:
     """Every distinct question of the three corpora, interleaved, so each run sees all kinds."""
     lists = [load_questions(c) for c in CORPORA]
@@ -288,79 +171,113 @@ def questions_mix() -> list[str]:
     return out
 
 
-def measure_http(
-    data_dir: Path, env: dict[str, str], questions: list[str], seconds: float
-) -> list[dict[str, Any]]:
-    """Start ``ragloop serve`` over the store and drive both routes at 1 and 8 clients."""
-    from benchmarks.query_load import start_server
+#: HTTP and floor rows alternate in this many rounds, and each row pools its latencies over
+#: them: this machine's speed drifts over minutes, and with every HTTP row first and every floor
+#: row last, one side could run fast and the other slow (single runs gave 1.26x-4.99x).
+ROUNDS = 3
+ROWS = (
+    *((f"HTTP {route}", c) for route in ("/api/search", "/v1/query") for c in (1, 8)),
+    (FLOOR, 1),
+    (FLOOR, 8),
+    (FLOOR_BATCHED, 8),
+)
 
+
+class Rows:
+    """Latency samples per (side, clients) row, pooled over rounds, each row with its own
+    question feed (so every row sends the same questions in the same order)."""
+
+    def __init__(self, questions: list[str]) -> None:
+        self.feeds = {row: QuestionFeed(questions) for row in ROWS}
+        self.samples: dict[tuple[str, int], Samples] = {row: Samples() for row in ROWS}
+        self.rounds: list[dict[tuple[str, int], float]] = []
+
+    def run(self, row: tuple[str, int], make_call: Any, seconds: float) -> None:
+        """Drive ``row`` for ``seconds``, adding to its samples and this round's p99s."""
+        side, clients = row
+        print(f"  {side}, {clients} clients ...", flush=True)
+        r = drive(make_call, self.feeds[row], clients, seconds, samples=self.samples[row])
+        self.rounds[-1][row] = r["p99_ms"] or 0.0
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One pooled summary per row, in ``ROWS`` order."""
+        return [
+            {"side": side, "clients": c}
+            | self.samples[(side, c)].summary(c)
+            | {"questions_repeated": self.feeds[(side, c)].wrapped}
+            for side, c in ROWS
+        ]
+
+
+def http_round(rows: Rows, data_dir: Path, env: dict[str, str], seconds: float) -> None:
+    """Start ``ragloop serve`` over the store, warm it up, drive both routes at 1 and 8."""
     proc, url = start_server(data_dir, bench_env(env | {"RAGLOOP_QUERY_CACHE_SIZE": "0"}))
-    rows = []
     try:
+        warm = questions_mix()[-200:]  # dropped: questions the timed rows reach last
         for route in ("/api/search", "/v1/query"):
-            warm = questions[-200:]  # warm-up, dropped: questions the timed rows reach last
-            drive(http_call(url, route), warm, 8, min(WARM_UP_S, seconds))
+            drive(http_call(url, route, K), warm, 8, min(WARM_UP_S, seconds))
             for clients in (1, 8):
-                print(f"  {route}, {clients} clients ...", flush=True)
-                r = drive(http_call(url, route), questions, clients, seconds)
-                rows.append({"side": f"HTTP {route}"} | r)
+                rows.run((f"HTTP {route}", clients), http_call(url, route, K), seconds)
     finally:
         proc.terminate()
         proc.wait(timeout=60)
-    return rows
 
 
-def measure_floor(
-    data_dir: Path, env: dict[str, str], questions: list[str], seconds: float
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """encode + Chroma query in this process, from 1 and 8 threads, on the server's index."""
-    from ragloop.core.query_batcher import QueryBatcher
-    from ragloop.core.runtime import open_runtime
-    from ragloop.core.settings import load_settings
+class Floor:
+    """encode + Chroma query in this process, on the server's index and embedder.
 
-    settings = load_settings(
-        data_dir=data_dir,
-        chunk_tokens=int(env["RAGLOOP_CHUNK_TOKENS"]),
-        chunk_overlap=int(env["RAGLOOP_CHUNK_OVERLAP"]),
-    )
-    rt = open_runtime(settings)
-    try:
-        index = rt.active_index()
-        coll = rt.store.client.get_collection(index.collection)  # type: ignore[attr-defined]
-        embedder = index.embedder
+    Open for the whole run: the server runs in its own process between floor rounds and only
+    reads the same store.
+    """
 
-        batcher = QueryBatcher(
-            lambda texts: embedder.embed(texts, is_query=True), settings.query_batch_size
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        from ragloop.core.query_batcher import QueryBatcher
+        from ragloop.core.runtime import open_runtime
+        from ragloop.core.settings import load_settings
+
+        settings = load_settings(
+            data_dir=data_dir,
+            chunk_tokens=int(env["RAGLOOP_CHUNK_TOKENS"]),
+            chunk_overlap=int(env["RAGLOOP_CHUNK_OVERLAP"]),
+        )
+        self.rt = open_runtime(settings)
+        index = self.rt.active_index()
+        self.coll = self.rt.store.client.get_collection(index.collection)  # type: ignore[attr-defined]
+        self.embedder = index.embedder
+        # No cache on this side either: the embedder (or the batcher) is called directly.
+        self.batcher = QueryBatcher(
+            lambda texts: self.embedder.embed(texts, is_query=True), settings.query_batch_size
         )
 
-        def floor(encode: Callable[[str], Any]) -> Callable[[], tuple[Call, Callable[[], None]]]:
-            def make() -> tuple[Call, Callable[[], None]]:
-                def call(q: str) -> None:
-                    vec = encode(q)
-                    coll.query(query_embeddings=[vec], n_results=K, include=["distances"])
+    def _calls(self, encode: Callable[[str], Any]) -> Callable[[], tuple[Call, Callable[[], None]]]:
+        def make() -> tuple[Call, Callable[[], None]]:
+            def call(q: str) -> None:
+                vec = encode(q)
+                self.coll.query(query_embeddings=[vec], n_results=K, include=["distances"])
 
-                return call, lambda: None
+            return call, lambda: None
 
-            return make
+        return make
 
-        # No cache on this side either (the embedder is called directly).
-        warm = questions[-200:]  # warm-up, dropped, as on the HTTP side
-        drive(floor(embedder.embed_query), warm, 8, min(WARM_UP_S, seconds))
-        drive(floor(batcher.embed_query), warm, 8, min(WARM_UP_S, seconds))
-        rows = []
-        for clients in (1, 8):
-            print(f"  in-process floor, {clients} threads ...", flush=True)
-            r = drive(floor(embedder.embed_query), questions, clients, seconds)
-            rows.append({"side": FLOOR} | r)
+    def round(self, rows: Rows, seconds: float) -> None:
+        """Warm up, then the floor at 1 and 8 threads and the batched floor at 8."""
+        warm = questions_mix()[-200:]
+        alone, batched = (
+            self._calls(self.embedder.embed_query),
+            self._calls(self.batcher.embed_query),
+        )
+        drive(alone, warm, 8, min(WARM_UP_S, seconds))
+        drive(batched, warm, 8, min(WARM_UP_S, seconds))
+        rows.run((FLOOR, 1), alone, seconds)
+        rows.run((FLOOR, 8), alone, seconds)
         # The floor as the issue defines it encodes each query alone; the server coalesces
         # concurrent queries (QueryBatcher). This row gives the floor the same batching, so
         # the HTTP overhead can be read on its own too.
-        print("  in-process floor with the server's query batching, 8 threads ...", flush=True)
-        r = drive(floor(batcher.embed_query), questions, 8, seconds)
-        rows.append({"side": FLOOR_BATCHED} | r)
-        return rows, embedder_info(embedder)
-    finally:
-        rt.close()
+        rows.run((FLOOR_BATCHED, 8), batched, seconds)
+
+    def close(self) -> None:
+        """Close the runtime."""
+        self.rt.close()
 
 
 def run(
@@ -371,25 +288,35 @@ def run(
     min_chunks: int,
     quick: bool,
     docs: int | None = None,
+    rounds: int = ROUNDS,
 ) -> dict[str, Any]:
-    """Build or reuse the store, measure HTTP then the floor; the JSON record."""
+    """Build or reuse the store, then ``rounds`` of HTTP rows and floor rows; the JSON record."""
     env = chunk_env(chunk_tokens, overlap)
     limit = docs or (QUICK_DOCS if quick else None)
     data_dir, build = build_store(work, chunk_tokens, overlap, min_chunks, limit)
-    questions = questions_mix()
-    http = measure_http(data_dir, env, questions, seconds)
-    floor, info = measure_floor(data_dir, env, questions, seconds)
-    rows = http + floor
+    rows = Rows(questions_mix())
+    floor = Floor(data_dir, env)
+    try:
+        for n in range(rounds):
+            print(f"round {n + 1} of {rounds}", flush=True)
+            rows.rounds.append({})
+            http_round(rows, data_dir, env, seconds / rounds)
+            floor.round(rows, seconds / rounds)
+        info = embedder_info(floor.embedder)
+    finally:
+        floor.close()
+    table = rows.summary()
     print_table(
         f"query, k={K}, {build['chunks']:,} chunks stored ({chunk_tokens}-token chunks), "
-        f"{seconds:g} s per row; embedder {info['backend']} {info['precision']}",
-        rows,
+        f"{seconds:g} s per row over {rounds} alternating rounds; "
+        f"embedder {info['backend']} {info['precision']}",
+        table,
         ["side", "clients", "requests", "errors", "p50_ms", "p99_ms", "rps"],
     )
 
     def p99(side: str, clients: int) -> float:
         return next(
-            r["p99_ms"] or 0.0 for r in rows if r["side"] == side and r["clients"] == clients
+            r["p99_ms"] or 0.0 for r in table if (r["side"], r["clients"]) == (side, clients)
         )
 
     ratios = {
@@ -400,21 +327,28 @@ def run(
         f"{route}_p99_over_batched_floor_8": ratio(p99(f"HTTP {route}", 8), p99(FLOOR_BATCHED, 8))
         for route in ("/api/search", "/v1/query")
     }
+    goal_row, floor_row = ("HTTP /api/search", 8), (FLOOR, 8)
+    per_round = [ratio(r[goal_row], r[floor_row]) for r in rows.rounds]
     for key, value in ratios.items():
         goal = " (goal <= 1.3x)" if key == "/api/search_p99_over_floor_8" else ""
         print(f"ratio {key}: {value}x{goal}")
-    errors = [r for r in rows if r["errors"]]
-    for r in errors:
-        print(f"errors on {r['side']} x{r['clients']}: {r['errors']}, first: {r['first_error']}")
+    print(f"  the same ratio round by round: {', '.join(f'{r}x' for r in per_round)}")
+    for r in table:
+        if r["errors"]:
+            print(
+                f"errors on {r['side']} x{r['clients']}: {r['errors']}, first: {r['first_error']}"
+            )
     return {
         "benchmark": "query",
         "quick": quick,
         "k": K,
+        "rounds": rounds,
         "store": {k: v for k, v in build.items() if k != "ingest_report"},
         "data_dir": str(data_dir),
         "embedder": info | {"choice": backend_choice(data_dir)},
-        "rows": rows,
+        "rows": table,
         "ratios": ratios,
+        "goal_ratio_by_round": per_round,
     }
 
 
@@ -424,7 +358,8 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR)
-    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--seconds", type=float, default=20.0, help="per row, over all rounds")
+    ap.add_argument("--rounds", type=int, default=ROUNDS, help="alternating HTTP/floor rounds")
     ap.add_argument("--chunk-tokens", type=int, default=24)
     ap.add_argument("--chunk-overlap", type=int, default=4)
     ap.add_argument("--min-chunks", type=int, default=100_000)
@@ -447,6 +382,7 @@ def main() -> None:
         args.min_chunks,
         args.quick,
         args.docs,
+        1 if args.quick else args.rounds,
     )
     write_json(args.json, {"machine": machine} | record)
 

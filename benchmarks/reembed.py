@@ -40,7 +40,8 @@ from benchmarks.common import (
     run_json,
     write_json,
 )
-from benchmarks.query import QuestionFeed, drive, http_call, questions_mix
+from benchmarks.query import questions_mix
+from benchmarks.query_load import QuestionFeed, drive, http_call
 
 TOKEN = "ragloop-bench-admin"
 QUICK_DOCS = 100
