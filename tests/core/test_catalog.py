@@ -98,3 +98,19 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     cat.close()
     with pytest.raises(ConfigError, match="newer"):
         Catalog.open(url)
+
+
+def test_chunks_for_hits_joins_each_chunk_to_its_document(catalog: Catalog) -> None:
+    d1 = DocumentRecord("d1", "/x/a.txt", "upload:a.txt", "Doc One", "text", "h1", 10, 0)
+    catalog.save_documents(
+        [(d1, [_chunk("a", "d1"), _chunk("b", "d1", 1)]), (_doc("d2"), [_chunk("z", "d2")])],
+        "coll",
+    )
+    got = catalog.chunks_for_hits(["b", "missing", "z"])
+    assert set(got) == {"b", "z"}  # an id the catalog lacks is simply absent
+    chunk, title, source = got["b"]
+    assert chunk == catalog.get_chunks(["b"])["b"]
+    assert (title, source) == ("Doc One", "upload:a.txt")
+    assert got["z"][1:] == ("T", "/x/a.txt")
+    # more ids than one statement may bind
+    assert catalog.chunks_for_hits(["a"] * 1200) == {"a": catalog.chunks_for_hits(["a"])["a"]}

@@ -1,7 +1,10 @@
 """Client API keys: from ``RAGLOOP_API_KEYS`` and/or created with ``ragloop keys create``.
 
 Stored keys are kept only as SHA-256 hashes; the plaintext is shown once, at creation. When any
-key exists, the query, feedback and upload routes require one.
+key exists, the query, feedback and upload routes require one. Whether any exists is asked on
+every request, so the answer is kept for ``REQUIRED_TTL_S``: keys created or revoked through
+this object take effect at once, those created or revoked by another process (``ragloop keys``
+beside a running server) within that time.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from ragloop.core import schema as t
 from ragloop.core.errors import NotFoundError
 
 KEY_PREFIX = "rl_"
+#: Seconds the "are keys required" answer is reused (a catalog query per request otherwise).
+REQUIRED_TTL_S = 1.0
 
 
 def hash_key(key: str) -> str:
@@ -47,6 +52,7 @@ class ApiKeys:
     def __init__(self, engine: Engine, env_keys: tuple[str, ...] = ()) -> None:
         self.engine = engine
         self._env_hashes = {hash_key(k): f"env-{i}" for i, k in enumerate(env_keys)}
+        self._required: tuple[float, bool] | None = None  # (checked at, answer)
 
     def create(self, name: str) -> tuple[ApiKey, str]:
         """A new key; returns its record and the plaintext (shown once)."""
@@ -63,6 +69,7 @@ class ApiKeys:
                     revoked_at=None,
                 )
             )
+        self._required = None
         return key, plaintext
 
     def all(self) -> list[ApiKey]:
@@ -79,6 +86,7 @@ class ApiKeys:
                 .where(t.api_keys.c.id == key_id, t.api_keys.c.revoked_at.is_(None))
                 .values(revoked_at=time.time())
             ).rowcount
+        self._required = None
         if not n:
             known = ", ".join(k.id for k in self.all() if k.revoked_at is None) or "none"
             raise NotFoundError(f"no active key with id {key_id!r} (active: {known})")
@@ -88,10 +96,14 @@ class ApiKeys:
         """True when any key exists, so requests must carry one."""
         if self._env_hashes:
             return True
+        cached, now = self._required, time.monotonic()
+        if cached is not None and now - cached[0] < REQUIRED_TTL_S:
+            return cached[1]
         with self.engine.connect() as conn:
             row = conn.execute(
                 select(t.api_keys.c.id).where(t.api_keys.c.revoked_at.is_(None)).limit(1)
             ).first()
+        self._required = (now, row is not None)
         return row is not None
 
     def verify(self, presented: str) -> str | None:

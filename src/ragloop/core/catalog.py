@@ -132,6 +132,25 @@ class Catalog:
                     out[row.id] = _chunk(row)
         return out
 
+    def chunks_for_hits(
+        self, chunk_ids: Sequence[str]
+    ) -> dict[str, tuple[ChunkRecord, str | None, str | None]]:
+        """Chunks by id with their document's title and source (None if the document is gone).
+
+        One joined query for the retriever: every search needs exactly this, and two queries
+        (chunks, then whole document rows with their JSON metadata) cost the request path about
+        twice the time under the GIL.
+        """
+        cols = [*t.chunks.c, t.documents.c.title.label("doc_title"), t.documents.c.source]
+        joined = t.chunks.outerjoin(t.documents, t.documents.c.id == t.chunks.c.document_id)
+        out: dict[str, tuple[ChunkRecord, str | None, str | None]] = {}
+        with self.engine.connect() as conn:
+            for part in _slices(list(chunk_ids)):
+                query = select(*cols).select_from(joined).where(t.chunks.c.id.in_(part))
+                for row in conn.execute(query):
+                    out[row.id] = (_chunk(row), row.doc_title, row.source)
+        return out
+
     def chunks_of(self, document_id: str) -> list[ChunkRecord]:
         """A document's chunks in order."""
         with self.engine.connect() as conn:

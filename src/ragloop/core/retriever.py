@@ -34,20 +34,18 @@ def search(
         raise InvalidInputError(f"k must be between 1 and {MAX_K}, got {k}")
     vector = index.query_vector(query)
     found = store.query(index.collection, vector, k, where)
-    chunks = catalog.get_chunks([cid for cid, _ in found])
-    docs = catalog.documents_by_ids([c.document_id for c in chunks.values()])
+    known = catalog.chunks_for_hits([cid for cid, _ in found])
     hits = []
     for cid, score in found:
-        chunk = chunks.get(cid)
-        if chunk is None:
+        if cid not in known:
             continue
-        doc = docs.get(chunk.document_id)
+        chunk, title, source = known[cid]
         hits.append(
             Hit(
                 chunk=chunk,
                 score=score,
-                document_title=doc.title if doc else chunk.title,
-                source=doc.source if doc else "",
+                document_title=title if title is not None else chunk.title,
+                source=source or "",
             )
         )
     return hits
