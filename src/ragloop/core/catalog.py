@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -31,6 +31,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+# Built once: constructing the statement per search cost about as much as running it.
+_HITS_QUERY = (
+    select(*t.chunks.c, t.documents.c.title.label("doc_title"), t.documents.c.source)
+    .select_from(t.chunks.outerjoin(t.documents, t.documents.c.id == t.chunks.c.document_id))
+    .where(t.chunks.c.id.in_(bindparam("ids", expanding=True)))
+)
 
 
 def _slices(items: Sequence[str]) -> Iterator[Sequence[str]]:
@@ -141,13 +149,10 @@ class Catalog:
         (chunks, then whole document rows with their JSON metadata) cost the request path about
         twice the time under the GIL.
         """
-        cols = [*t.chunks.c, t.documents.c.title.label("doc_title"), t.documents.c.source]
-        joined = t.chunks.outerjoin(t.documents, t.documents.c.id == t.chunks.c.document_id)
         out: dict[str, tuple[ChunkRecord, str | None, str | None]] = {}
         with self.engine.connect() as conn:
             for part in _slices(list(chunk_ids)):
-                query = select(*cols).select_from(joined).where(t.chunks.c.id.in_(part))
-                for row in conn.execute(query):
+                for row in conn.execute(_HITS_QUERY, {"ids": list(part)}):
                     out[row.id] = (_chunk(row), row.doc_title, row.source)
         return out
 
