@@ -459,7 +459,7 @@ def _chunk_values(c: ChunkRecord) -> dict[str, Any]:
     }
 
 
-def _chunk(r: Row[Any]) -> ChunkRecord:
+def _chunk(r: Any) -> ChunkRecord:  # a Row with the chunks columns
     return ChunkRecord(
         id=r.id,
         document_id=r.document_id,
