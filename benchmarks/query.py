@@ -188,6 +188,7 @@ class Rows:
     question feed (so every row sends the same questions in the same order)."""
 
     def __init__(self, questions: list[str]) -> None:
+        self.warm = questions[-200:]  # each side's dropped warm-up: what the rows reach last
         self.feeds = {row: QuestionFeed(questions) for row in ROWS}
         self.samples: dict[tuple[str, int], Samples] = {row: Samples() for row in ROWS}
         self.rounds: list[dict[tuple[str, int], float]] = []
@@ -213,9 +214,8 @@ def http_round(rows: Rows, data_dir: Path, env: dict[str, str], seconds: float) 
     """Start ``ragloop serve`` over the store, warm it up, drive both routes at 1 and 8."""
     proc, url = start_server(data_dir, bench_env(env | {"RAGLOOP_QUERY_CACHE_SIZE": "0"}))
     try:
-        warm = questions_mix()[-200:]  # dropped: questions the timed rows reach last
         for route in ("/api/search", "/v1/query"):
-            drive(http_call(url, route, K), warm, 8, min(WARM_UP_S, seconds))
+            drive(http_call(url, route, K), rows.warm, 8, min(WARM_UP_S, seconds))
             for clients in (1, 8):
                 rows.run((f"HTTP {route}", clients), http_call(url, route, K), seconds)
     finally:
@@ -231,7 +231,6 @@ class Floor:
     """
 
     def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
-        from ragloop.core.query_batcher import QueryBatcher
         from ragloop.core.runtime import open_runtime
         from ragloop.core.settings import load_settings
 
@@ -244,10 +243,10 @@ class Floor:
         index = self.rt.active_index()
         self.coll = self.rt.store.client.get_collection(index.collection)  # type: ignore[attr-defined]
         self.embedder = index.embedder
-        # No cache on this side either: the embedder (or the batcher) is called directly.
-        self.batcher = QueryBatcher(
-            lambda texts: self.embedder.embed(texts, is_query=True), settings.query_batch_size
-        )
+        # The runtime's own batcher, as the server uses it; no query cache on this side either
+        # (the embedder or the batcher is called directly).
+        assert index.batcher is not None
+        self.batcher = index.batcher
 
     def _calls(self, encode: Callable[[str], Any]) -> Callable[[], tuple[Call, Callable[[], None]]]:
         def make() -> tuple[Call, Callable[[], None]]:
@@ -261,13 +260,12 @@ class Floor:
 
     def round(self, rows: Rows, seconds: float) -> None:
         """Warm up, then the floor at 1 and 8 threads and the batched floor at 8."""
-        warm = questions_mix()[-200:]
         alone, batched = (
             self._calls(self.embedder.embed_query),
             self._calls(self.batcher.embed_query),
         )
-        drive(alone, warm, 8, min(WARM_UP_S, seconds))
-        drive(batched, warm, 8, min(WARM_UP_S, seconds))
+        drive(alone, rows.warm, 8, min(WARM_UP_S, seconds))
+        drive(batched, rows.warm, 8, min(WARM_UP_S, seconds))
         rows.run((FLOOR, 1), alone, seconds)
         rows.run((FLOOR, 8), alone, seconds)
         # The floor as the issue defines it encodes each query alone; the server coalesces

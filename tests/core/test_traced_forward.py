@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from ragloop.core import traced_forward
 from ragloop.core.embedders import EmbedderOptions
 from ragloop.core.st_embedder import SentenceTransformerEmbedder, bundled_model_path
 from ragloop.core.traced_forward import trace_pipeline
@@ -69,7 +68,7 @@ def test_a_graph_that_disagrees_with_eager_is_not_used(
 
     monkeypatch.setattr(torch.jit, "trace", skewed)
     caplog.set_level(logging.WARNING, logger="ragloop.core.traced_forward")
-    assert trace_pipeline(bf16.model, bf16._inputs, bf16._pad_id) is None
+    assert trace_pipeline(bf16._pipeline, bf16._inputs, bf16._pad_id) is None
     assert "differs from eager" in caplog.text
 
 
@@ -92,4 +91,3 @@ def test_fp32_is_never_traced() -> None:
     # fp32 stays the eager reference that evaluation and the backend choice compare with.
     fp32 = SentenceTransformerEmbedder(bundled_model_path(), EmbedderOptions(precision="fp32"))
     assert fp32.graph is None
-    assert traced_forward._CHECK_SHAPES[0][2]  # the traced example has padding (mask path)

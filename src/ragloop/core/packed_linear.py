@@ -88,7 +88,6 @@ def packed_module(linear: torch.nn.Linear, activation: str = "none") -> Any:
 
 
 def _is_exact_gelu(fn: Any) -> bool:
-
     # transformers' "gelu" (GELUActivation around torch's erf GELU) or torch's own nn.GELU();
     # the tanh and "new" variants are different functions and are left unfused.
     if type(fn).__name__ == "GELUActivation":

@@ -20,6 +20,7 @@ import numpy as np
 
 from ragloop.core.embedders import Embedder, EmbedderOptions, EmbedderRegistry
 from ragloop.core.errors import ModelUnavailableError
+from ragloop.core.traced_forward import pipeline, trace_pipeline
 
 BUNDLED_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
@@ -120,7 +121,10 @@ class SentenceTransformerEmbedder(Embedder):
         self._counter = self._fast_tokenizer(truncate=False)
         self.use_bf16 = False
         self.packed_layers = 0  # linear layers running on pre-packed oneDNN weights
-        self.graph: Any = None  # the whole forward as one TorchScript graph (traced_forward)
+        # The forward as one module, and (bf16 on the CPU) that module traced into one
+        # TorchScript graph; see traced_forward.
+        self._pipeline = pipeline(self.model, self._inputs)
+        self.graph: Any = None
         if options.precision == "bf16" or (
             options.precision == "auto" and options.device == "cpu" and cpu_has_native_bf16()
         ):
@@ -156,16 +160,16 @@ class SentenceTransformerEmbedder(Embedder):
         self.use_bf16 = True
         if self.device == "cpu":
             from ragloop.core.packed_linear import pack_for_inference
-            from ragloop.core.traced_forward import trace_pipeline
 
             self.packed_layers = pack_for_inference(self.model[0])
             if self.packed_layers:
-                self.graph = trace_pipeline(self.model, self._inputs, self._pad_id)
+                self.graph = trace_pipeline(self._pipeline, self._inputs, self._pad_id)
 
     def bf16_copy(self) -> SentenceTransformerEmbedder:
         """A second embedder over a bf16 copy of these weights (this one is left as it is)."""
         twin = copy.copy(self)
         twin.model = copy.deepcopy(self.model)
+        twin._pipeline = pipeline(twin.model, self._inputs)
         twin._lock = threading.Lock()
         twin._runner, twin._runner_ident, twin.graph = None, None, None
         twin._cast_bf16()
@@ -200,14 +204,9 @@ class SentenceTransformerEmbedder(Embedder):
             mask[r, : len(ids)] = 1
             types[r, : len(ids)] = torch.tensor(type_ids)
         tensors = {"input_ids": ids_t, "attention_mask": mask, "token_type_ids": types}
-        if self.graph is not None:
-            return self.graph(*(tensors[n] for n in self._inputs))[:n].numpy()
-        features: dict[str, Any] = {n: tensors[n].to(self.device) for n in self._inputs}
-        features = self.model[0](features)
-        features["token_embeddings"] = features["token_embeddings"].float()
-        for module in list(self.model)[1:]:
-            features = module(features)
-        return features["sentence_embedding"][:n].float().cpu().numpy()
+        args = [tensors[name].to(self.device) for name in self._inputs]
+        vectors = (self._pipeline if self.graph is None else self.graph)(*args)
+        return vectors[:n].cpu().numpy()
 
     def embed(self, texts: Sequence[str], *, is_query: bool = False) -> np.ndarray:
         """Encode in token-sorted sub-batches; rows come back in input order, unit length.

@@ -32,7 +32,11 @@ _CHECK_SHAPES = ((2, 12, True), (1, 5, False), (3, 40, True), (4, 8, False))
 _CHECK_ATOL = 1e-4
 
 
-def _pipeline_class() -> Any:
+def pipeline(model: Any, names: Sequence[str]) -> Any:
+    """``model`` (a SentenceTransformer) as one module: tensors in ``names`` order -> vectors.
+
+    The eager forward every torch embedder runs, and what ``trace_pipeline`` traces.
+    """
     import torch
 
     class Pipeline(torch.nn.Module):
@@ -51,7 +55,7 @@ def _pipeline_class() -> Any:
                 features = module(features)
             return features["sentence_embedding"].float()
 
-    return Pipeline
+    return Pipeline(model, names).eval()
 
 
 def _inputs(names: Sequence[str], rows: int, width: int, padded: bool, pad_id: int) -> list[Any]:
@@ -86,8 +90,8 @@ def _quiet_model_libraries() -> Iterator[None]:
             lg.setLevel(level)
 
 
-def trace_pipeline(model: Any, names: Sequence[str], pad_id: int) -> Any | None:
-    """``model`` (a SentenceTransformer) traced into one graph taking ``names`` tensors.
+def trace_pipeline(eager: Any, names: Sequence[str], pad_id: int) -> Any | None:
+    """``eager`` (a ``pipeline``) traced into one graph taking the same ``names`` tensors.
 
     Returns the graph, called as ``graph(*tensors)`` under ``torch.inference_mode()``, or None
     (with the reason logged) when tracing fails or the graph does not reproduce the eager
@@ -95,7 +99,6 @@ def trace_pipeline(model: Any, names: Sequence[str], pad_id: int) -> Any | None:
     """
     import torch
 
-    eager = _pipeline_class()(model, names).eval()
     try:
         with torch.inference_mode(), warnings.catch_warnings(), _quiet_model_libraries():
             # The tracer warns about every Python value it records as a constant, and
