@@ -34,9 +34,9 @@ BATCH = 32
 
 
 def _load(path: str, cache: Path):  # type: ignore[no-untyped-def]
-    from ragloop.core.backends import load_model_dir
-    from ragloop.core.embedders import EmbedderOptions
-    from ragloop.core.st_embedder import BUNDLED_NAMES, bundled_model_path
+    from ragloop.core.embedding.backends import load_model_dir
+    from ragloop.core.embedding.base import EmbedderOptions
+    from ragloop.core.embedding.torch_embedder import BUNDLED_NAMES, bundled_model_path
 
     backend, precision = path.split("-")
     opts = EmbedderOptions("cpu", precision, backend, cache)
@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
 
-    from ragloop.core.backends import THRESHOLDS
-    from ragloop.core.st_embedder import cpu_has_native_bf16
+    from ragloop.core.embedding.backends import THRESHOLDS
+    from ragloop.core.embedding.torch_embedder import cpu_has_native_bf16
     from ragloop.eval.datasets import load_beir
     from ragloop.eval.model_mode import embed_in_batches, evaluate_model
 

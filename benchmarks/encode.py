@@ -41,7 +41,7 @@ def texts_of_exact_length(n: int, tokens: int = CONTENT_TOKENS) -> list[str]:
     """
     from transformers import AutoTokenizer
 
-    from ragloop.core.st_embedder import bundled_model_path
+    from ragloop.core.embedding.torch_embedder import bundled_model_path
     from ragloop.eval.datasets import load_corpus
 
     tok = AutoTokenizer.from_pretrained(str(bundled_model_path()), local_files_only=True)
@@ -75,7 +75,7 @@ def time_langchain(texts: list[str], precision: str) -> float:
     import torch
     from langchain_huggingface import HuggingFaceEmbeddings
 
-    from ragloop.core.st_embedder import bundled_model_path
+    from ragloop.core.embedding.torch_embedder import bundled_model_path
 
     emb = HuggingFaceEmbeddings(
         model_name=str(bundled_model_path()),

@@ -80,7 +80,7 @@ def change_one_percent(path: Path) -> int:
 
 def ragloop_ingest(corpus: Path, data_dir: Path) -> dict[str, Any]:
     """One ``ragloop ingest`` run: wall seconds plus its own JSON report."""
-    argv = python_module("ragloop.service.cli", "ingest", str(corpus), "--data-dir", str(data_dir))
+    argv = python_module("ragloop.cli.main", "ingest", str(corpus), "--data-dir", str(data_dir))
     t = run_json([*argv, "--json"], ok_codes=INGEST_OK_CODES)
     rep = t.output
     if not only_blank_failures(rep):

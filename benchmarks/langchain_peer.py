@@ -84,7 +84,7 @@ def _documents(corpus: Path) -> list[Any]:
 def _embeddings() -> Any:
     from langchain_huggingface import HuggingFaceEmbeddings
 
-    from ragloop.core.st_embedder import bundled_model_path
+    from ragloop.core.embedding.torch_embedder import bundled_model_path
 
     return HuggingFaceEmbeddings(
         model_name=str(bundled_model_path()),

@@ -87,7 +87,7 @@ def encoder_flops(tokens: int, config: dict[str, Any] | None = None) -> float:
 
 def bundled_model_config() -> dict[str, Any]:
     """config.json of the bundled all-MiniLM-L6-v2."""
-    from ragloop.core.st_embedder import bundled_model_path
+    from ragloop.core.embedding.torch_embedder import bundled_model_path
 
     config: dict[str, Any] = json.loads((bundled_model_path() / "config.json").read_text())
     return config
@@ -113,7 +113,7 @@ def machine_record(seconds: float = 2.0) -> dict[str, Any]:
         },
     }
     try:
-        from ragloop.core.st_embedder import cpu_has_native_bf16
+        from ragloop.core.embedding.torch_embedder import cpu_has_native_bf16
 
         rec["ragloop_sees_native_bf16"] = cpu_has_native_bf16()
     except ImportError:  # a backend rewrite may move it; the flags above still tell
@@ -123,7 +123,7 @@ def machine_record(seconds: float = 2.0) -> dict[str, Any]:
 
 def _param_count() -> int:
     """Weights of the bundled model, counted from its safetensors header (no model load)."""
-    from ragloop.core.st_embedder import bundled_model_path
+    from ragloop.core.embedding.torch_embedder import bundled_model_path
 
     path = bundled_model_path() / "model.safetensors"
     with path.open("rb") as fh:

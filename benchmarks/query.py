@@ -73,7 +73,7 @@ def chunk_env(chunk_tokens: int, overlap: int) -> dict[str, str]:
 
 def estimate_chunks(chunk_tokens: int, overlap: int, every: int = 25) -> dict[str, int]:
     """Chunks per corpus predicted from every ``every``-th document, chunked as ingest would."""
-    from ragloop.core.embedders import EmbedderOptions, default_registry
+    from ragloop.core.embedding.base import EmbedderOptions, default_registry
     from ragloop.eval.datasets import load_corpus
     from ragloop.ingest.chunking import Chunker, ChunkerConfig
 
@@ -122,7 +122,7 @@ def build_store(
     else:
         files = [corpus_file(c) for c in CORPORA]
     print(f"store: building {data_dir} from {len(files)} corpora ...", flush=True)
-    argv = python_module("ragloop.service.cli", "ingest", *map(str, files), "--data-dir")
+    argv = python_module("ragloop.cli.main", "ingest", *map(str, files), "--data-dir")
     t = run_json(
         [*argv, str(data_dir), "--json"],
         env=chunk_env(chunk_tokens, overlap),
@@ -131,7 +131,7 @@ def build_store(
     if not only_blank_failures(t.output):
         raise RuntimeError(f"ragloop ingest reported failures: {t.output['failed'][:3]}")
     status = run_json(
-        python_module("ragloop.service.cli", "status", "--data-dir", str(data_dir), "--json")
+        python_module("ragloop.cli.main", "status", "--data-dir", str(data_dir), "--json")
     ).output
     rec = {
         "chunk_tokens": chunk_tokens,

@@ -44,7 +44,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str]) -> tuple[subprocess.
         [
             sys.executable,
             "-m",
-            "ragloop.service.cli",
+            "ragloop.cli.main",
             "serve",
             "--data-dir",
             str(data_dir),

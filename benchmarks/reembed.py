@@ -62,7 +62,7 @@ def build_template(work: Path, docs: int) -> tuple[Path, dict[str, Any]]:
         for d in list(load_corpus(corpus_file("scifact")).values())[:docs]:
             fh.write(json.dumps({"_id": d.id, "title": d.title, "text": d.text}) + "\n")
     print(f"store: building {template} ({docs} SciFact documents) ...", flush=True)
-    argv = python_module("ragloop.service.cli", "ingest", str(corpus), "--data-dir")
+    argv = python_module("ragloop.cli.main", "ingest", str(corpus), "--data-dir")
     t = run_json([*argv, str(template), "--json"])
     rec = {"documents": docs, "chunks": t.output["chunks_embedded"], "ingest_wall_s": t.seconds}
     marker.write_text(json.dumps(rec))
@@ -75,11 +75,11 @@ def register_copy(data_dir: Path, version: str) -> None:
     Retired, not candidate: ``/admin/models/{v}/activate`` is the roll-forward path, which
     accepts kept versions and re-embeds whatever their collection lacks (here, everything).
     """
-    from ragloop.core.catalog import Catalog
+    from ragloop.core.embedding.torch_embedder import bundled_model_path
     from ragloop.core.records import ModelVersion
     from ragloop.core.settings import load_settings
-    from ragloop.core.st_embedder import bundled_model_path
-    from ragloop.core.store import collection_name
+    from ragloop.core.storage.catalog import Catalog
+    from ragloop.core.storage.vectors import collection_name
 
     settings = load_settings(data_dir=data_dir)
     model_dir = settings.models_dir / version

@@ -35,8 +35,8 @@ def main() -> int:
         InformationRetrievalEvaluator,
     )
 
-    from ragloop.core.embedders import EmbedderOptions, default_registry
-    from ragloop.core.st_embedder import SentenceTransformerEmbedder
+    from ragloop.core.embedding.base import EmbedderOptions, default_registry
+    from ragloop.core.embedding.torch_embedder import SentenceTransformerEmbedder
     from ragloop.eval.datasets import load_beir
     from ragloop.eval.model_mode import evaluate_model
 

@@ -211,8 +211,8 @@ def run_load(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any
 
 def run_kill(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
     """SIGKILL the server mid-phase, restart, and check what the catalog and service say."""
-    from ragloop.core.catalog import Catalog
     from ragloop.core.settings import load_settings
+    from ragloop.core.storage.catalog import Catalog
 
     proc, url = _start(args.data_dir)
     with httpx.Client(base_url=url, timeout=60) as http:
@@ -245,7 +245,7 @@ def run_kill(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any
             final = http.get("/readyz").json()["model_version"]
     finally:
         _stop(proc)
-    cli = [sys.executable, "-m", "ragloop.service.cli"]
+    cli = [sys.executable, "-m", "ragloop.cli.main"]
     check = subprocess.run(
         [*cli, "check", "--json", "--data-dir", str(args.data_dir)],
         capture_output=True,

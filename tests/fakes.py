@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from ragloop.core.embedders import Embedder, EmbedderOptions, EmbedderRegistry
+from ragloop.core.embedding.base import Embedder, EmbedderOptions, EmbedderRegistry
 from ragloop.core.errors import GeneratorError, InvalidInputError
 from ragloop.core.generators.base import NO_ANSWER_MARKER, Context, Generator, Turn
 from ragloop.core.settings import Settings

@@ -20,14 +20,14 @@ from typing import Any
 
 import pytest
 
-from ragloop.core.embedders import Embedder, EmbedderRegistry
+from ragloop.core.embedding.base import Embedder, EmbedderRegistry
 from ragloop.core.runtime import open_runtime
 from ragloop.core.settings import DEFAULT_EMBEDDER, Settings
 from ragloop.ingest.pipeline import Ingestor
 from ragloop.service.app import create_app, default_generator_factory
 from tests.ingest.samples import write_corpus
-from tests.integration.helpers import free_port
 from tests.integrations.live import KEY, serve, snippet
+from tests.system.helpers import free_port
 
 pytestmark = pytest.mark.integration
 

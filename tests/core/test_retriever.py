@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 
 from ragloop.core.retriever import best_chunk
-from ragloop.core.store import ChromaStore, HnswParams
+from ragloop.core.storage.vectors import ChromaStore, HnswParams
 
 
 def _never() -> np.ndarray:

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from ragloop.cli.main import app
 from ragloop.core import runtime as runtime_module
 from ragloop.core.errors import InvalidInputError
 from ragloop.core.generators.base import NO_ANSWER_MARKER, Context, Generator, Turn
-from ragloop.core.querylog import QueryLog
 from ragloop.core.runtime import Runtime, open_runtime
 from ragloop.core.settings import Settings
+from ragloop.core.storage.querylog import QueryLog
 from ragloop.eval.answer_mode import contains_reference, evaluate_answers, strip_citations
 from ragloop.eval.datasets import load_beir
 from ragloop.ingest.pipeline import Ingestor
-from ragloop.service.cli import app
 from tests.eval.beir_fixture import write_beir
 from tests.fakes import KeywordEmbedder, fake_registry
 

@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner, Result
 
-from ragloop.core import embedders
-from ragloop.core.embedders import EmbedderOptions, EmbedderRegistry
-from ragloop.service.cli import app
+from ragloop.cli.main import app
+from ragloop.core.embedding import base as embedders
+from ragloop.core.embedding.base import EmbedderOptions, EmbedderRegistry
 from tests.eval.beir_fixture import KEYWORD_QRELS, write_beir
 from tests.fakes import DEFAULT_VOCAB, KeywordEmbedder
 

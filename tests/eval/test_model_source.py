@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ragloop.core.adapters import ADAPTER_FILE, QueryAdapterEmbedder
+from ragloop.core.embedding.query_adapter import ADAPTER_FILE, QueryAdapterEmbedder
 from ragloop.core.records import ModelVersion
 from ragloop.core.runtime import Runtime
 from ragloop.eval.evaluators import ModelSource

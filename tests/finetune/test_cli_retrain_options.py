@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ragloop.service.cli import app
+from ragloop.cli.main import app
 
 
 @pytest.mark.parametrize(

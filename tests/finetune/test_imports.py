@@ -7,14 +7,14 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from ragloop.core.querylog import QueryLog
+from ragloop.cli.main import app
 from ragloop.core.runtime import Runtime
+from ragloop.core.storage.querylog import QueryLog
 from ragloop.eval.datasets import load_beir
 from ragloop.finetune.imports import import_beir_pairs
 from ragloop.finetune.options import RetrainOptions
 from ragloop.finetune.pairs import build_training_set
 from ragloop.ingest.pipeline import Ingestor
-from ragloop.service.cli import app
 
 LONG = " ".join(
     [f"Sentence {i} tells how the whale swims in the ocean." for i in range(6)]

@@ -2,8 +2,8 @@ import json
 import random
 from pathlib import Path
 
-from ragloop.core.querylog import QueryLog
 from ragloop.core.runtime import Runtime
+from ragloop.core.storage.querylog import QueryLog
 from ragloop.finetune.options import RetrainOptions
 from ragloop.finetune.pairs import (
     MAX_HELDOUT,

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragloop.core.jobs import JobStore
-from ragloop.core.querylog import QueryLog
 from ragloop.core.records import ModelVersion
 from ragloop.core.runtime import Runtime
-from ragloop.core.store import collection_name
+from ragloop.core.storage.jobs import JobStore
+from ragloop.core.storage.querylog import QueryLog
+from ragloop.core.storage.vectors import collection_name
 from ragloop.finetune import promote as promote_mod
 from ragloop.finetune.retrain import RetrainManager
 from ragloop.ingest.pipeline import Ingestor

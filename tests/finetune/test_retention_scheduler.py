@@ -2,11 +2,11 @@ import threading
 import time
 from pathlib import Path
 
-from ragloop.core.jobs import JobStore
-from ragloop.core.querylog import QueryLog, QueryRecord
 from ragloop.core.records import ModelVersion
 from ragloop.core.runtime import Runtime
-from ragloop.core.store import collection_name
+from ragloop.core.storage.jobs import JobStore
+from ragloop.core.storage.querylog import QueryLog, QueryRecord
+from ragloop.core.storage.vectors import collection_name
 from ragloop.finetune.promote import Promoter
 from ragloop.finetune.retrain import RetrainManager
 from ragloop.finetune.scheduler import Scheduler

@@ -5,9 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragloop.core.adapters import ADAPTER_FILE, QueryAdapterEmbedder
-from ragloop.core.embedders import EmbedderOptions
-from ragloop.core.st_embedder import SentenceTransformerEmbedder, bundled_model_path
+from ragloop.core.embedding.base import EmbedderOptions
+from ragloop.core.embedding.query_adapter import ADAPTER_FILE, QueryAdapterEmbedder
+from ragloop.core.embedding.torch_embedder import SentenceTransformerEmbedder, bundled_model_path
 from ragloop.finetune.options import RetrainOptions
 from ragloop.finetune.trainer import build_dataset, train_full, train_query_adapter
 

@@ -170,7 +170,7 @@ def test_delete_documents_removes_vectors(tmp_path: Path, fake_runtime: Runtime)
 def test_unchanged_reingest_does_not_load_the_model(
     tmp_path: Path, fake_runtime: Runtime, fake_embedder: KeywordEmbedder
 ) -> None:
-    from ragloop.core.embedders import EmbedderOptions, EmbedderRegistry
+    from ragloop.core.embedding.base import EmbedderOptions, EmbedderRegistry
     from ragloop.core.runtime import open_runtime
 
     root = write_corpus(tmp_path / "docs")

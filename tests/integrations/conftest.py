@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 from fastapi import FastAPI
 
-from ragloop.core.querylog import QueryLog
+from ragloop.core.storage.querylog import QueryLog
 from tests.integrations.live import fake_app, serve
 
 

@@ -20,7 +20,7 @@ from ragloop.ingest.pipeline import Ingestor
 from ragloop.service.app import create_app
 from tests.fakes import DEFAULT_VOCAB, KeywordEmbedder, fake_generator_factory, fake_registry
 from tests.ingest.samples import write_corpus
-from tests.integration.helpers import free_port
+from tests.system.helpers import free_port
 
 #: The API key the live servers accept (the snippets' ``rl_your_key`` is replaced by it).
 KEY = "rl_live_test_key"

@@ -7,8 +7,8 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from ragloop.core.jobs import Job
-from ragloop.service.routes_docsgpt_sources import task_result
+from ragloop.core.storage.jobs import Job
+from ragloop.service.docsgpt.sources import task_result
 from tests.service.conftest import ClientFactory
 
 

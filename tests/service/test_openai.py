@@ -8,7 +8,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from ragloop.core.errors import StoreError
-from ragloop.service.routes_openai_embeddings import MAX_INPUT_CHARS, MAX_INPUTS
+from ragloop.service.openai_api.embeddings import MAX_INPUT_CHARS, MAX_INPUTS
 from tests.service.conftest import ClientFactory
 
 

@@ -1,1 +1,1 @@
-"""Shared domain: settings, catalog, embedders, vector store, retriever, errors."""
+"""Shared domain: settings, errors, records, embedding, storage, generators, retrieval."""

@@ -15,11 +15,11 @@ from typing import Any
 from ragloop.core.errors import InvalidInputError
 from ragloop.core.generators.base import Context, Generator, Turn, cited_numbers
 from ragloop.core.generators.fallback import stream_with_fallback
-from ragloop.core.querylog import QueryLog, QueryRecord
 from ragloop.core.records import Hit
 from ragloop.core.retriever import search
 from ragloop.core.runtime import ActiveIndex, Runtime
-from ragloop.core.store import Where
+from ragloop.core.storage.querylog import QueryLog, QueryRecord
+from ragloop.core.storage.vectors import Where
 
 
 @dataclass

@@ -6,11 +6,11 @@ from collections.abc import Callable, Collection
 
 import numpy as np
 
-from ragloop.core.catalog import Catalog
 from ragloop.core.errors import InvalidInputError
 from ragloop.core.records import Hit
 from ragloop.core.runtime import ActiveIndex
-from ragloop.core.store import VectorStore, Where
+from ragloop.core.storage.catalog import Catalog
+from ragloop.core.storage.vectors import VectorStore, Where
 
 MAX_K = 100
 

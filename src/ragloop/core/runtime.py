@@ -10,15 +10,20 @@ from pathlib import Path
 
 import numpy as np
 
-from ragloop.core.adapters import QueryAdapterEmbedder
-from ragloop.core.catalog import Catalog
-from ragloop.core.embedders import Embedder, EmbedderOptions, EmbedderRegistry, default_registry
+from ragloop.core.embedding.base import (
+    Embedder,
+    EmbedderOptions,
+    EmbedderRegistry,
+    default_registry,
+)
+from ragloop.core.embedding.query_adapter import QueryAdapterEmbedder
+from ragloop.core.embedding.query_batcher import QueryBatcher
+from ragloop.core.embedding.query_cache import QueryCache
 from ragloop.core.errors import ConfigError
-from ragloop.core.query_batcher import QueryBatcher
-from ragloop.core.query_cache import QueryCache
 from ragloop.core.records import ModelVersion
 from ragloop.core.settings import Settings
-from ragloop.core.store import ChromaStore, HnswParams, VectorStore, collection_name
+from ragloop.core.storage.catalog import Catalog
+from ragloop.core.storage.vectors import ChromaStore, HnswParams, VectorStore, collection_name
 
 BASE_VERSION = "base"
 

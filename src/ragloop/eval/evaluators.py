@@ -12,13 +12,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ragloop.core import embedders
-from ragloop.core.catalog import Catalog
-from ragloop.core.embedders import Embedder, EmbedderOptions, EmbedderRegistry
+from ragloop.core.embedding import base as embedders
+from ragloop.core.embedding.base import Embedder, EmbedderOptions, EmbedderRegistry
 from ragloop.core.errors import ModelUnavailableError, NotFoundError
 from ragloop.core.records import ModelVersion
 from ragloop.core.runtime import ModelLoader, Runtime
 from ragloop.core.settings import Settings
+from ragloop.core.storage.catalog import Catalog
 from ragloop.eval.datasets import BeirDataset
 from ragloop.eval.metrics import DEFAULT_KS
 from ragloop.eval.model_mode import ProgressFn, evaluate_model

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ragloop.core.embedders import Embedder
+from ragloop.core.embedding.base import Embedder
 from ragloop.core.errors import InvalidInputError
 from ragloop.eval.datasets import BeirDataset
 from ragloop.eval.metrics import DEFAULT_KS, evaluate_run

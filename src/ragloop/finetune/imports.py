@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
-from ragloop.core.querylog import IMPORT_SOURCE, QueryLog
 from ragloop.core.retriever import best_chunk
 from ragloop.core.runtime import Runtime
+from ragloop.core.storage.querylog import IMPORT_SOURCE, QueryLog
 from ragloop.eval.datasets import BeirDataset
 from ragloop.eval.model_mode import embed_in_batches
 

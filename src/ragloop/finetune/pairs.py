@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from ragloop.core.generators.base import LLMGenerator
-from ragloop.core.querylog import LABELLED_SOURCES, QueryLog
 from ragloop.core.retriever import search
 from ragloop.core.runtime import ActiveIndex, Runtime
+from ragloop.core.storage.querylog import LABELLED_SOURCES, QueryLog
 from ragloop.eval.model_mode import embed_in_batches
 from ragloop.finetune.options import RetrainOptions
 from ragloop.finetune.pseudo import judge

@@ -23,11 +23,11 @@ import numpy as np
 
 from ragloop.core.errors import ConflictError, InvalidInputError
 from ragloop.core.generators.base import LLMGenerator
-from ragloop.core.jobs import FINAL_STATES, Job, JobStore
-from ragloop.core.querylog import LABELLED_SOURCES, QueryLog
 from ragloop.core.records import ModelVersion
 from ragloop.core.runtime import Runtime
-from ragloop.core.store import collection_name
+from ragloop.core.storage.jobs import FINAL_STATES, Job, JobStore
+from ragloop.core.storage.querylog import LABELLED_SOURCES, QueryLog
+from ragloop.core.storage.vectors import collection_name
 from ragloop.finetune.options import RetrainOptions
 from ragloop.finetune.pairs import build_training_set, mask_span
 from ragloop.finetune.promote import Promoter

@@ -7,7 +7,7 @@ import threading
 import time
 
 from ragloop.core.errors import RagloopError
-from ragloop.core.querylog import QueryLog
+from ragloop.core.storage.querylog import QueryLog
 from ragloop.finetune.options import RetrainOptions
 from ragloop.finetune.retrain import RetrainManager
 

@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 
 from sqlalchemy import Engine, insert, select
 
-from ragloop.core import schema as t
 from ragloop.core.errors import GeneratorError
 from ragloop.core.generators.base import LLMGenerator
 from ragloop.core.records import ChunkRecord
+from ragloop.core.storage import schema as t
 
 #: Versioned: cached questions of an older offline method are not reused.
 OFFLINE_METHOD = "offline:title+crop/v2"

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ragloop.core.adapters import ADAPTER_FILE
+from ragloop.core.embedding.query_adapter import ADAPTER_FILE
 from ragloop.core.errors import InvalidInputError
 from ragloop.finetune.options import RetrainOptions
 

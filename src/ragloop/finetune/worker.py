@@ -19,16 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from ragloop.core.adapters import QueryAdapterEmbedder
-from ragloop.core.backends import load_model_dir
-from ragloop.core.catalog import Catalog
-from ragloop.core.embedders import Embedder, EmbedderOptions, default_registry
+from ragloop.core.embedding.backends import load_model_dir
+from ragloop.core.embedding.base import Embedder, EmbedderOptions, default_registry
+from ragloop.core.embedding.onnx_embedder import OnnxEmbedder
+from ragloop.core.embedding.query_adapter import QueryAdapterEmbedder
+from ragloop.core.embedding.torch_embedder import SentenceTransformerEmbedder, cpu_has_native_bf16
 from ragloop.core.errors import StoreError
-from ragloop.core.jobs import JobStore
-from ragloop.core.onnx_embedder import OnnxEmbedder
 from ragloop.core.runtime import ModelLoader
 from ragloop.core.settings import load_settings
-from ragloop.core.st_embedder import SentenceTransformerEmbedder, cpu_has_native_bf16
+from ragloop.core.storage.catalog import Catalog
+from ragloop.core.storage.jobs import JobStore
 from ragloop.eval.datasets import load_beir
 from ragloop.eval.model_mode import embed_in_batches, evaluate_model
 from ragloop.finetune.gate import decide, score_with_per_query

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from ragloop.core.embedders import Embedder
+from ragloop.core.embedding.base import Embedder
 from ragloop.core.records import ChunkRecord, embedding_input
 
 # Bump when chunking changes in a way that must re-chunk existing documents.

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from ragloop.core.catalog import Catalog
 from ragloop.core.records import ChunkRecord, DocumentRecord, ModelVersion
 from ragloop.core.runtime import ActiveIndex, Runtime
-from ragloop.core.store import VectorStore
+from ragloop.core.storage.catalog import Catalog
+from ragloop.core.storage.vectors import VectorStore
 from ragloop.ingest.chunking import Chunker, ChunkerConfig
 from ragloop.ingest.loaders import LoadedDocument, LoadFailure, discover, load_file
 

@@ -1,1 +1,1 @@
-"""Service: the CLI now; the HTTP app, routes, auth and metrics come with the query service."""
+"""The HTTP service: the FastAPI app split by protocol (native, DocsGPT, OpenAI), auth, metrics."""

@@ -15,33 +15,31 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import ragloop
 from ragloop.core.answering import Answerer
-from ragloop.core.apikeys import ApiKeys
-from ragloop.core.embedders import EmbedderRegistry
+from ragloop.core.embedding.base import EmbedderRegistry
 from ragloop.core.errors import ConfigError, InvalidInputError
 from ragloop.core.generators.base import Generator, LLMGenerator
-from ragloop.core.jobs import JobStore
-from ragloop.core.locks import WriterLock
-from ragloop.core.querylog import QueryLog
 from ragloop.core.runtime import open_runtime
 from ragloop.core.settings import Settings, load_settings
-from ragloop.core.store import VectorStore
+from ragloop.core.storage.jobs import JobStore
+from ragloop.core.storage.locks import WriterLock
+from ragloop.core.storage.querylog import QueryLog
+from ragloop.core.storage.vectors import VectorStore
 from ragloop.finetune.retrain import RetrainManager
 from ragloop.finetune.scheduler import Scheduler
 from ragloop.ingest.pipeline import repair_vectors
-from ragloop.service import (
-    routes_admin,
-    routes_docsgpt,
-    routes_docsgpt_sources,
-    routes_documents,
-    routes_health,
-    routes_models,
-    routes_openai,
-    routes_openai_embeddings,
-    routes_query,
-)
+from ragloop.service.apikeys import ApiKeys
+from ragloop.service.docsgpt import answers as routes_docsgpt
+from ragloop.service.docsgpt import sources as routes_docsgpt_sources
 from ragloop.service.errors import install_error_handlers
 from ragloop.service.ingest_jobs import IngestRunner
 from ragloop.service.metrics import Metrics
+from ragloop.service.native import documents as routes_documents
+from ragloop.service.native import health as routes_health
+from ragloop.service.native import misses as routes_admin
+from ragloop.service.native import models as routes_models
+from ragloop.service.native import query as routes_query
+from ragloop.service.openai_api import chat as routes_openai
+from ragloop.service.openai_api import embeddings as routes_openai_embeddings
 from ragloop.service.state import AppState
 
 GeneratorFactory = Callable[[Settings, str | None], Generator]

@@ -18,9 +18,9 @@ from ragloop.core.errors import (
     PayloadTooLargeError,
     UnsupportedFormatError,
 )
-from ragloop.core.jobs import Job, JobStore
-from ragloop.core.locks import WriterLock
 from ragloop.core.runtime import Runtime
+from ragloop.core.storage.jobs import Job, JobStore
+from ragloop.core.storage.locks import WriterLock
 from ragloop.ingest.loaders import LOADERS
 from ragloop.ingest.pipeline import Ingestor, delete_documents
 

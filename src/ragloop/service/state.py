@@ -8,15 +8,15 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from ragloop.core.answering import Answerer
-from ragloop.core.apikeys import ApiKeys
 from ragloop.core.errors import StoreError
-from ragloop.core.jobs import JobStore
-from ragloop.core.locks import WriterLock
-from ragloop.core.querylog import QueryLog
 from ragloop.core.runtime import Runtime
 from ragloop.core.settings import Settings
+from ragloop.core.storage.jobs import JobStore
+from ragloop.core.storage.locks import WriterLock
+from ragloop.core.storage.querylog import QueryLog
 from ragloop.finetune.retrain import RetrainManager
 from ragloop.finetune.scheduler import Scheduler
+from ragloop.service.apikeys import ApiKeys
 from ragloop.service.ingest_jobs import IngestRunner
 from ragloop.service.metrics import Metrics
 

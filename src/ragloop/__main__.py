@@ -1,0 +1,5 @@
+"""``python -m ragloop``: the same command line as the ``ragloop`` script."""
+
+from ragloop.cli.main import main
+
+main()

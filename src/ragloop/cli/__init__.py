@@ -1,0 +1,1 @@
+"""The ``ragloop`` command line: one module per command group, gathered by ``main``."""

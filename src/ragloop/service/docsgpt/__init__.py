@@ -1,0 +1,1 @@
+"""The DocsGPT-compatible API: answers, streams, search, feedback, uploads and sources."""

@@ -1,0 +1,1 @@
+"""The native HTTP API: query, documents, misses, retraining and models, health."""

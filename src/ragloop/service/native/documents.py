@@ -1,0 +1,113 @@
+"""Documents: upload (ingest as a background job), list, delete; job status."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from ragloop.core.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
+from ragloop.core.storage.jobs import Job
+from ragloop.service.auth import require_client
+from ragloop.service.ingest_jobs import safe_filename
+from ragloop.service.schemas import DeletedOut, DocumentList, DocumentOut, ErrorOut, JobOut
+from ragloop.service.state import AppState, get_state
+
+router = APIRouter(tags=["documents"], dependencies=[Depends(require_client)])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 404, 413, 415, 422)
+}
+
+
+def job_out(job: Job) -> JobOut:
+    """A job row as the API shows it."""
+    return JobOut(**job.to_dict())
+
+
+async def stage_uploads(state: AppState, files: list[UploadFile]) -> tuple[Path, list[str]]:
+    """Check and write an upload to a staging folder, enforcing limits while streaming."""
+    runner = state.ingest
+    named = [(f.filename or "upload", f.size or 0) for f in files]
+    runner.check_upload(named)
+    staging_root = state.settings.uploads_dir / ".staging"
+    staging_root.mkdir(parents=True, exist_ok=True)
+    staged = Path(tempfile.mkdtemp(dir=staging_root))
+    names: list[str] = []
+    limit = state.settings.max_file_bytes
+    for f in files:
+        name = safe_filename(f.filename or "upload")
+        if name in names:
+            raise InvalidInputError(f"the upload names {name} twice")
+        written = 0
+        with (staged / name).open("wb") as out:
+            while chunk := await f.read(1 << 20):
+                written += len(chunk)
+                if written > limit:
+                    raise PayloadTooLargeError(
+                        f"{f.filename} is over the {state.settings.max_file_mb:g} MB limit "
+                        "(RAGLOOP_MAX_FILE_MB)"
+                    )
+                out.write(chunk)
+        names.append(name)
+    return staged, names
+
+
+@router.post("/v1/documents", status_code=202, response_model=JobOut, responses=ERRORS)
+async def upload(
+    request: Request, files: Annotated[list[UploadFile], File(description="Documents")]
+) -> JobOut:
+    """Upload documents; they are ingested by a background job (poll ``/v1/jobs/{id}``).
+
+    A file with the same name as an earlier upload replaces that document.
+    """
+    state = get_state(request)
+    staged, names = await stage_uploads(state, files)
+    return job_out(state.ingest.submit(staged, names))
+
+
+@router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS)
+async def get_job(job_id: str, request: Request) -> JobOut:
+    """A job's state, progress, counts and errors."""
+    return job_out(get_state(request).jobs.get(job_id))
+
+
+@router.get("/v1/documents", response_model=DocumentList, responses=ERRORS)
+async def list_documents(
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> DocumentList:
+    """Documents in the catalog, by id."""
+    catalog = get_state(request).runtime.catalog
+    docs = catalog.list_documents(limit=limit, offset=offset)
+    return DocumentList(
+        total=catalog.counts()["documents"],
+        limit=limit,
+        offset=offset,
+        documents=[
+            DocumentOut(
+                id=d.id,
+                title=d.title,
+                source=d.source,
+                format=d.format,
+                n_chunks=d.n_chunks,
+                size_bytes=d.size_bytes,
+                created_at=d.created_at,
+                updated_at=d.updated_at,
+            )
+            for d in docs
+        ],
+    )
+
+
+@router.delete("/v1/documents/{document_id}", response_model=DeletedOut, responses=ERRORS)
+async def delete_document(document_id: str, request: Request) -> DeletedOut:
+    """Delete a document with its chunks and vectors."""
+    state = get_state(request)
+    if state.runtime.catalog.get_document(document_id) is None:
+        raise NotFoundError(f"unknown document {document_id!r}")
+    removed = await run_in_threadpool(state.ingest.delete, document_id)
+    return DeletedOut(id=document_id, deleted=True, chunks_deleted=removed)

@@ -1,0 +1,138 @@
+"""QueryBatcher: overlapping queries share a pass, each gets its own vector, failures reach all."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ragloop.core.embedding.query_batcher import QueryBatcher
+from ragloop.core.retriever import search
+from ragloop.core.runtime import Runtime, open_runtime
+from ragloop.core.settings import Settings
+from ragloop.ingest.pipeline import Ingestor
+from tests.fakes import DEFAULT_VOCAB, KeywordEmbedder, fake_registry
+
+
+class _GatedEmbed:
+    """Vectors [n] for texts "q n"; the first pass blocks until ``gate`` opens."""
+
+    def __init__(self, fail_on: str | None = None) -> None:
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.batches: list[list[str]] = []
+        self.fail_on = fail_on
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        self.batches.append(list(texts))
+        if len(self.batches) == 1:
+            self.entered.set()
+            assert self.gate.wait(10)
+        if self.fail_on in texts:
+            raise RuntimeError(f"cannot encode {self.fail_on}")
+        return np.array([[float(t.split()[1])] for t in texts], dtype=np.float32)
+
+
+def _wait_for(cond: object, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+def _overlapping(batcher: QueryBatcher, embed: _GatedEmbed, n: int) -> dict[int, object]:
+    """Query 0 starts a pass that blocks; queries 1..n-1 queue behind it; then the gate opens."""
+    results: dict[int, object] = {}
+
+    def ask(i: int) -> None:
+        try:
+            results[i] = float(batcher.embed_query(f"q {i}")[0])
+        except RuntimeError as exc:
+            results[i] = exc
+
+    first = threading.Thread(target=ask, args=(0,))
+    first.start()
+    assert embed.entered.wait(10)
+    others = [threading.Thread(target=ask, args=(i,)) for i in range(1, n)]
+    for t in others:
+        t.start()
+    _wait_for(lambda: len(batcher._pending) == n - 1)
+    embed.gate.set()
+    for t in [first, *others]:
+        t.join(10)
+        assert not t.is_alive()
+    return results
+
+
+def test_a_lone_query_is_its_own_pass() -> None:
+    embed = _GatedEmbed()
+    embed.gate.set()
+    batcher = QueryBatcher(embed, max_batch=16)
+    assert [float(batcher.embed_query(f"q {i}")[0]) for i in range(3)] == [0.0, 1.0, 2.0]
+    assert embed.batches == [["q 0"], ["q 1"], ["q 2"]]
+    assert (batcher.passes, batcher.queries) == (3, 3)
+
+
+def test_queries_arriving_during_a_pass_share_the_next_one() -> None:
+    embed = _GatedEmbed()
+    batcher = QueryBatcher(embed, max_batch=16)
+    results = _overlapping(batcher, embed, 8)
+    assert results == {i: float(i) for i in range(8)}  # every caller got its own vector
+    assert embed.batches[0] == ["q 0"]
+    assert sorted(embed.batches[1]) == sorted(f"q {i}" for i in range(1, 8))
+    assert (batcher.passes, batcher.queries) == (2, 8)
+
+
+def test_max_batch_caps_a_pass() -> None:
+    embed = _GatedEmbed()
+    batcher = QueryBatcher(embed, max_batch=3)
+    results = _overlapping(batcher, embed, 8)
+    assert results == {i: float(i) for i in range(8)}
+    assert [len(b) for b in embed.batches] == [1, 3, 3, 1]
+
+
+def test_a_failed_pass_fails_its_callers_only_and_nobody_hangs() -> None:
+    embed = _GatedEmbed(fail_on="q 3")
+    batcher = QueryBatcher(embed, max_batch=16)
+    results = _overlapping(batcher, embed, 5)
+    assert results[0] == 0.0  # the first pass did not hold the bad query
+    for i in range(1, 5):  # the second pass did: all four of its callers see the error
+        assert isinstance(results[i], RuntimeError) and "q 3" in str(results[i])
+    embed.fail_on = None
+    assert float(batcher.embed_query("q 9")[0]) == 9.0  # and the batcher still works
+
+
+def test_max_batch_one_encodes_in_the_callers_thread() -> None:
+    seen: list[str] = []
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        seen.append(threading.current_thread().name)
+        return np.ones((len(texts), 2), dtype=np.float32)
+
+    batcher = QueryBatcher(embed, max_batch=1)
+    assert batcher.embed_query("x").shape == (2,)
+    assert seen == [threading.current_thread().name]
+
+
+def test_serving_searches_go_through_one_batcher_per_embedder(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "a.md").write_text("# Retrieval\n\nChroma stores vectors for search.\n")
+    (tmp_path / "docs" / "b.md").write_text("# Training\n\nLoRA adapters fine-tune a model.\n")
+    settings = Settings(data_dir=tmp_path / "data", embedder="fake-keyword", query_cache_size=0)
+    rt: Runtime = open_runtime(settings, registry=fake_registry(KeywordEmbedder(DEFAULT_VOCAB)))
+    try:
+        Ingestor(rt).ingest([tmp_path / "docs"])
+        index = rt.active_index()
+        assert index.batcher is not None and rt.active_index().batcher is index.batcher
+        questions = ["chroma vectors", "lora training"] * 8
+        with ThreadPoolExecutor(8) as pool:
+            found = list(pool.map(lambda q: search(index, rt.store, rt.catalog, q, k=1), questions))
+        titles = [hits[0].document_title for hits in found]
+        assert titles == ["Retrieval", "Training"] * 8
+        assert index.batcher.queries == len(questions)
+    finally:
+        rt.close()
