@@ -9,19 +9,17 @@ truncated by the model at its max sequence length as BEIR/MTEB do.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from ragloop.core.embedding.base import Embedder
 from ragloop.core.errors import InvalidInputError
+from ragloop.core.progress import ProgressFn
 from ragloop.eval.datasets import BeirDataset
 from ragloop.eval.metrics import DEFAULT_KS, evaluate_run
 from ragloop.eval.report import RetrievalReport
 from ragloop.eval.search import ExactIndex, truncate
-
-#: ``(stage, done, total)``; the CLI turns it into a progress bar.
-ProgressFn = Callable[[str, int, int], None]
 
 
 def embed_in_batches(
@@ -34,18 +32,7 @@ def embed_in_batches(
     stage: str = "embedding",
 ) -> np.ndarray:
     """Embed texts in batches of similar length (less padding), returned in input order."""
-    out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    done = 0
-    if progress:
-        progress(stage, 0, len(texts))
-    for start in range(0, len(order), batch_size):
-        idx = order[start : start + batch_size]
-        out[idx] = embedder.embed([texts[i] for i in idx], is_query=is_query)
-        done += len(idx)
-        if progress:
-            progress(stage, done, len(texts))
-    return out
+    return embedder.embed_many(texts, batch_size, progress, is_query=is_query, stage=stage)
 
 
 def evaluate_model(

@@ -3,7 +3,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragloop.core.embedding.base import EmbedderOptions, EmbedderRegistry, default_registry
+from ragloop.core.embedding.base import EmbedderOptions, EmbedderRegistry
+from ragloop.core.embedding.registry import default_registry, register_builtins
 from ragloop.core.errors import ModelUnavailableError
 from tests.fakes import KeywordEmbedder, fake_registry
 
@@ -69,12 +70,11 @@ def test_local_directory_loads_with_path_loader() -> None:
     from ragloop.core.embedding.torch_embedder import bundled_model_path
 
     emb = EmbedderRegistry()
-    from ragloop.core.embedding import torch_embedder as st_embedder
-
-    st_embedder.register_builtins(emb)
+    register_builtins(emb)
     loaded = emb.load(str(bundled_model_path()), EmbedderOptions(precision="fp32"))
     assert loaded.dimension == 384
     assert loaded.model_id == str(bundled_model_path())
+    assert loaded.source_dir == bundled_model_path()
 
 
 @pytest.mark.integration
@@ -87,6 +87,7 @@ def test_bf16_stays_close_to_fp32() -> None:
     assert cos.min() > 0.999
 
 
+@pytest.mark.integration
 def test_forward_passes_run_on_one_thread_whoever_calls() -> None:
     """A server hands requests to many worker threads; torch's per-thread CPU state made that
     slow, so every forward pass goes to the embedder's one inference thread."""

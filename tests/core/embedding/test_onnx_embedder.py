@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ragloop.core.embedding import backends, onnx_embedder
-from ragloop.core.embedding import torch_embedder as st_embedder
+from ragloop.core.embedding import backends, hardware, onnx_embedder
 from ragloop.core.embedding.backends import load_model_dir, probe_texts
-from ragloop.core.embedding.base import Embedder, EmbedderOptions, default_registry
+from ragloop.core.embedding.base import Embedder, EmbedderOptions
 from ragloop.core.embedding.onnx_embedder import OnnxEmbedder, export_dir_for, load_onnx
+from ragloop.core.embedding.registry import default_registry
 from ragloop.core.embedding.torch_embedder import SentenceTransformerEmbedder, bundled_model_path
 from ragloop.core.errors import ConfigError, ModelUnavailableError
 from ragloop.core.settings import load_settings
@@ -62,6 +62,8 @@ def test_fp32_export_matches_torch(torch_fp32: Embedder, onnx_fp32: OnnxEmbedder
     # Order within a batch does not matter (inputs are sorted by length inside).
     assert np.allclose(onnx_fp32.embed(TEXTS[::-1])[::-1], got, atol=1e-5)
     assert onnx_fp32.embed([]).shape == (0, 384)
+    # Both know the directory they came from (what fine-tuning starts from).
+    assert onnx_fp32.source_dir == torch_fp32.source_dir == bundled_model_path()
 
 
 def test_int8_keeps_its_threshold_on_every_probe(
@@ -213,7 +215,7 @@ def test_auto_falls_back_to_torch_and_explicit_onnx_fails_clearly(
 
     monkeypatch.setattr(onnx_embedder, "_export_fp32", broken)
     # Without native bf16, auto tries ONNX first: the path whose failure this test is about.
-    monkeypatch.setattr(st_embedder, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: False)
     monkeypatch.setattr(backends, "_time", lambda emb, texts: (emb.embed(texts[:4]), 1.0))
     monkeypatch.setattr(backends, "probe_texts", lambda: TEXTS[:4])
     auto = load_model_dir(bundled_model_path(), EmbedderOptions("cpu", "auto", "auto", tmp_path))

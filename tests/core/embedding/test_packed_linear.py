@@ -56,6 +56,7 @@ def test_fp32_layers_are_left_alone() -> None:
     assert isinstance(block.out, torch.nn.Linear)
 
 
+@pytest.mark.integration
 def test_bf16_embedder_packs_the_bundled_model_and_stays_close_to_fp32() -> None:
     fp32 = SentenceTransformerEmbedder(bundled_model_path(), EmbedderOptions(precision="fp32"))
     bf16 = fp32.bf16_copy()

@@ -13,6 +13,8 @@ from ragloop.core.embedding.base import EmbedderOptions
 from ragloop.core.embedding.torch_embedder import SentenceTransformerEmbedder, bundled_model_path
 from ragloop.core.embedding.traced_forward import trace_pipeline
 
+pytestmark = pytest.mark.integration  # the bundled model
+
 TEXTS = [
     "what causes scurvy",
     "a",

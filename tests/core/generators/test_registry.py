@@ -18,10 +18,12 @@ from ragloop.core.generators.registry import (
     GeneratorDeps,
     GeneratorRegistry,
     build_generator,
+    check_generator_setting,
     default_registry,
     resolve_generator_name,
 )
 from ragloop.core.settings import Settings, load_settings
+from tests.core.entry_points import install_entry_point
 from tests.core.generators.wire import CONTEXTS, anthropic_events, openai_sse, sse
 
 
@@ -82,6 +84,47 @@ def test_unknown_name_lists_known_names(tmp_path: Path) -> None:
         build_generator(settings(tmp_path), "gpt-9")
     for name in ("auto", "anthropic", "openai", "extractive"):
         assert name in info.value.message
+
+
+def test_an_unknown_configured_generator_fails_at_start_up_listing_the_known_ones(
+    tmp_path: Path,
+) -> None:
+    cfg = settings(tmp_path, generator="gpt-9")  # any string is a valid setting...
+    with pytest.raises(ConfigError) as info:  # ...until it is checked against the registry
+        check_generator_setting(cfg)
+    assert "RAGLOOP_GENERATOR" in info.value.message
+    for name in ("auto", "anthropic", "openai", "extractive"):
+        assert name in info.value.message
+    with pytest.raises(ConfigError, match="unknown generator 'gpt-9'"):
+        build_generator(cfg)  # the configured name is a ConfigError, a requested one a 400
+    for ok in ("auto", "Extractive", "anthropic"):
+        check_generator_setting(settings(tmp_path, generator=ok))
+
+
+def test_create_app_checks_the_generator_before_opening_anything(tmp_path: Path) -> None:
+    from ragloop.service.app import create_app
+
+    with pytest.raises(ConfigError, match="known generators: auto, anthropic"):
+        create_app(settings(tmp_path / "data", generator="gpt-9"))
+    assert not (tmp_path / "data").exists()
+
+
+def test_an_entry_point_generator_can_be_configured(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = (
+        "from ragloop.core.generators.extractive import ExtractiveGenerator\n"
+        "def factory(settings, deps):\n"
+        "    return ExtractiveGenerator(max_sentences=2)\n"
+    )
+    install_entry_point(
+        tmp_path / "site", monkeypatch, "ragloop.generators", "terse", "terse_gen", source
+    )
+    cfg = settings(tmp_path, generator="terse")
+    check_generator_setting(cfg)
+    assert "terse" in default_registry().names()
+    gen = build_generator(cfg)
+    assert isinstance(gen, ExtractiveGenerator) and gen.max_sentences == 2
 
 
 def test_registered_factory_receives_settings_and_deps(tmp_path: Path) -> None:

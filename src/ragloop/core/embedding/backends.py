@@ -12,17 +12,19 @@ versions alike.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 
+from ragloop.core.embedding import hardware
+from ragloop.core.embedding.atomic import atomic_write_text
 from ragloop.core.embedding.base import Embedder, EmbedderOptions
+from ragloop.core.embedding.onnx_embedder import export_dir_for, load_onnx
+from ragloop.core.embedding.torch_embedder import SentenceTransformerEmbedder
 from ragloop.core.errors import ConfigError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
@@ -101,23 +103,6 @@ def probe_texts() -> list[str]:
     return texts
 
 
-@cache
-def cpu_key() -> str:
-    """A short hash of the CPU model and flags and the usable core count."""
-    import os
-
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        info = ""
-    lines = [ln for ln in info.splitlines() if ln.startswith(("flags", "model name"))][:2]
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
-    return hashlib.sha256(("\n".join(lines) + f"\ncores={cores}").encode()).hexdigest()[:12]
-
-
 @dataclass
 class Trial:
     """One candidate path measured on the probes."""
@@ -145,27 +130,21 @@ def _time(embedder: Embedder, texts: list[str], batch: int = 32) -> tuple[np.nda
     return vecs, len(texts) / (time.perf_counter() - t0)
 
 
-def _torch(path: Path, options: EmbedderOptions, model_id: str | None, bf16: bool) -> Embedder:
-    from ragloop.core.embedding.torch_embedder import SentenceTransformerEmbedder
-
+def _torch(
+    path: Path, options: EmbedderOptions, model_id: str | None, bf16: bool
+) -> SentenceTransformerEmbedder:
     opts = EmbedderOptions(options.device, "bf16" if bf16 else "fp32", "torch", options.data_dir)
     return SentenceTransformerEmbedder(path, opts, model_id=model_id)
 
 
 def _decide(path: Path, options: EmbedderOptions, model_id: str | None) -> Embedder:
-    from ragloop.core.embedding.onnx_embedder import export_dir_for, load_onnx
-    from ragloop.core.embedding.torch_embedder import (
-        SentenceTransformerEmbedder,
-        cpu_has_native_bf16,
-    )
-
     name = model_id or str(path)
     try:
         export_dir: Path | None = export_dir_for(path, options.data_dir)
     except Exception as exc:  # an unreadable model dir: torch will report it properly
         log.warning("no ONNX backend for %s (%s); using torch", name, exc)
         export_dir = None
-    decision_file = export_dir / f"auto-{cpu_key()}.json" if export_dir else None
+    decision_file = export_dir / f"auto-{hardware.cpu_key()}.json" if export_dir else None
     if decision_file is not None and decision_file.is_file():
         try:
             saved = json.loads(decision_file.read_text())
@@ -180,7 +159,6 @@ def _decide(path: Path, options: EmbedderOptions, model_id: str | None) -> Embed
 
     texts = probe_texts()
     ref = _torch(path, options, model_id, bf16=False)
-    assert isinstance(ref, SentenceTransformerEmbedder)
     want, speed = _time(ref, texts)
     trials = [Trial("torch-fp32", speed, 1.0, 1.0)]
     embedders: dict[str, Embedder] = {"torch-fp32": ref}
@@ -196,7 +174,8 @@ def _decide(path: Path, options: EmbedderOptions, model_id: str | None) -> Embed
     # the CPU multiplies bf16 natively (AMX, AVX512-BF16), torch with bf16 weights is
     # near-lossless and was the fastest path at 256 tokens (docs/benchmarks.md), about twice
     # int8's speed there. Elsewhere int8 and fp32 ONNX Runtime beat torch fp32.
-    order = ("torch-bf16", "onnx-fp32") if cpu_has_native_bf16() else ("onnx-int8", "onnx-fp32")
+    native_bf16 = hardware.cpu_has_native_bf16()
+    order = ("torch-bf16", "onnx-fp32") if native_bf16 else ("onnx-int8", "onnx-fp32")
     for label in order:
         if label == "torch-bf16":
             measure(label, ref.bf16_copy())
@@ -219,8 +198,6 @@ def _decide(path: Path, options: EmbedderOptions, model_id: str | None) -> Embed
     )
     log.info("embedder %s: chose %s on the probe set [%s]", name, best.path, summary)
     if decision_file is not None:
-        from ragloop.core.embedding.onnx_embedder import _atomic_write_text
-
         record = {
             "format": DECISION_FORMAT,
             "choice": best.path,
@@ -230,7 +207,7 @@ def _decide(path: Path, options: EmbedderOptions, model_id: str | None) -> Embed
             "decided_at": time.time(),
         }
         decision_file.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(decision_file, json.dumps(record, indent=2))
+        atomic_write_text(decision_file, json.dumps(record, indent=2))
     return embedders[best.path]
 
 
@@ -244,9 +221,6 @@ def load_model_dir(path: Path, options: EmbedderOptions, model_id: str | None = 
     be used. ``auto`` with an explicit precision means torch for fp32 and bf16 (fp32 stays the
     reference that ``ragloop eval`` measures) and ONNX for int8.
     """
-    from ragloop.core.embedding.onnx_embedder import load_onnx
-    from ragloop.core.embedding.torch_embedder import SentenceTransformerEmbedder
-
     if not (path / "config.json").exists() and not (path / "modules.json").exists():
         # Checked before anything hashes or exports the directory.
         raise ModelUnavailableError(f"{path} does not hold a sentence-transformers model")
@@ -274,8 +248,6 @@ def load_model_dir(path: Path, options: EmbedderOptions, model_id: str | None = 
 
 
 def _decide_onnx(path: Path, options: EmbedderOptions, model_id: str | None) -> Embedder:
-    from ragloop.core.embedding.onnx_embedder import load_onnx
-
     fp32 = load_onnx(path, "fp32", options.data_dir, model_id)
     try:
         int8 = load_onnx(path, "int8", options.data_dir, model_id)

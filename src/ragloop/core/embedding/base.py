@@ -1,16 +1,16 @@
-"""The embedder interface and its registry.
+"""The embedder interface, its options and its registry class.
 
 An embedder implements one batch method, ``embed``, plus token counting (the splitter uses the
-embedder's own tokenizer so no chunk is ever truncated); everything else is built on those.
-Models are named in a registry: built-ins are registered explicitly by ``default_registry``,
-third parties through the ``ragloop.embedders`` entry point group, tests by ``register``.
-A name that is neither registered nor a local model directory fails at once, listing the known
-names; nothing here ever reaches for a model hub.
+embedder's own tokenizer so no chunk is ever truncated); everything else is built on those,
+``embed_many`` included. Models are named in an ``EmbedderRegistry``: built-ins are registered
+by ``ragloop.core.embedding.registry.default_registry``, third parties through the
+``ragloop.embedders`` entry point group, tests by ``register``. A name that is neither
+registered nor a local model directory fails at once, listing the known names; nothing here
+ever reaches for a model hub.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,9 +20,23 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ragloop.core.errors import ModelUnavailableError
+from ragloop.core.progress import ProgressFn
+from ragloop.core.registry import Registry
 
 if TYPE_CHECKING:
     from ragloop.core.settings import Settings
+
+ENTRY_POINT_GROUP = "ragloop.embedders"
+
+
+def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """Indices ``0..len(lengths)-1`` shortest first, cut into batches of ``batch_size``.
+
+    Inputs of similar length pad little when batched together. The sort is stable, so equal
+    lengths keep their input order and the same input always gives the same batches.
+    """
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 class Embedder(ABC):
@@ -36,6 +50,9 @@ class Embedder(ABC):
     max_seq_length: int
     #: Tokens the model adds around every input ([CLS] and [SEP] for BERT-likes).
     special_tokens: int = 2
+    #: The local model directory the weights were loaded from; None when there is none (fakes,
+    #: adapters): what fine-tuning starts from.
+    source_dir: Path | None = None
 
     @abstractmethod
     def embed(self, texts: Sequence[str], *, is_query: bool = False) -> np.ndarray:
@@ -52,6 +69,34 @@ class Embedder(ABC):
     def embed_query(self, text: str) -> np.ndarray:
         """Embed one query; a 1-D vector."""
         return self.embed([text], is_query=True)[0]
+
+    def embed_many(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 64,
+        progress: ProgressFn | None = None,
+        *,
+        is_query: bool = False,
+        lengths: Sequence[int] | None = None,
+        stage: str = "embedding",
+    ) -> np.ndarray:
+        """Embed any number of texts in length-sorted batches; rows come back in input order.
+
+        Batches of ``batch_size`` texts of similar length (``lengths``, by default characters;
+        ingest passes token counts) pad little. ``progress`` is called with ``(stage, 0,
+        total)`` first and ``(stage, done, total)`` after each batch.
+        """
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        sizes = [len(t) for t in texts] if lengths is None else lengths
+        done = 0
+        if progress:
+            progress(stage, 0, len(texts))
+        for idx in sorted_batches(sizes, batch_size):
+            out[idx] = self.embed([texts[i] for i in idx], is_query=is_query)
+            done += len(idx)
+            if progress:
+                progress(stage, done, len(texts))
+        return out
 
     @property
     def content_budget(self) -> int:
@@ -82,51 +127,28 @@ class EmbedderOptions:
 EmbedderFactory = Callable[[EmbedderOptions], Embedder]
 
 
-class EmbedderRegistry:
+class EmbedderRegistry(Registry[EmbedderFactory]):
     """Embedder factories by name, with local model directories accepted as well."""
 
     def __init__(self) -> None:
-        self._factories: dict[str, EmbedderFactory] = {}
+        super().__init__("embedder", ENTRY_POINT_GROUP)
         self._path_loader: Callable[[Path, EmbedderOptions], Embedder] | None = None
 
-    def register(self, name: str, factory: EmbedderFactory) -> None:
-        """Register (or replace) a factory under ``name``; names are case-insensitive."""
-        self._factories[name.lower()] = factory
-
     def set_path_loader(self, loader: Callable[[Path, EmbedderOptions], Embedder]) -> None:
-        """How to load a model from a local directory (sentence-transformers by default)."""
+        """How to load a model from a local directory (the backends' ``load_model_dir``)."""
         self._path_loader = loader
-
-    def names(self) -> list[str]:
-        """Registered names, built-ins and entry points."""
-        eps = [ep.name for ep in importlib.metadata.entry_points(group="ragloop.embedders")]
-        return sorted(set(self._factories) | {e.lower() for e in eps})
 
     def load(self, ref: str, options: EmbedderOptions | None = None) -> Embedder:
         """Build the embedder ``ref`` names: a registered name, an entry point, or a directory."""
         opts = options or EmbedderOptions()
-        key = ref.lower()
-        if key in self._factories:
-            return self._factories[key](opts)
-        for ep in importlib.metadata.entry_points(group="ragloop.embedders"):
-            if ep.name.lower() == key:
-                factory: EmbedderFactory = ep.load()
-                return factory(opts)
+        factory = self.find(ref)
+        if factory is not None:
+            return factory(opts)
         path = Path(ref).expanduser()
         if path.is_dir() and self._path_loader is not None:
             return self._path_loader(path, opts)
-        known = ", ".join(self.names()) or "none"
-        raise ModelUnavailableError(
-            f"unknown embedder {ref!r}: not a registered name (known: {known}) and not a local "
-            "model directory; set RAGLOOP_EMBEDDER to one of those, or to a directory holding a "
-            "sentence-transformers model (models are never downloaded)"
+        hint = (
+            "nor is it a local model directory: set RAGLOOP_EMBEDDER to one of those names, or "
+            "to a directory holding a sentence-transformers model (models are never downloaded)"
         )
-
-
-def default_registry() -> EmbedderRegistry:
-    """A registry with the built-in embedders registered."""
-    from ragloop.core.embedding import torch_embedder as st_embedder
-
-    registry = EmbedderRegistry()
-    st_embedder.register_builtins(registry)
-    return registry
+        raise ModelUnavailableError(self.unknown(ref, hint))

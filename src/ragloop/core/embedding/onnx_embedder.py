@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from importlib.metadata import version as dist_version
 from pathlib import Path
@@ -29,7 +28,10 @@ from typing import Any
 
 import numpy as np
 
-from ragloop.core.embedding.base import Embedder
+from ragloop.core.embedding.atomic import atomic_write_text, replacing
+from ragloop.core.embedding.base import Embedder, EmbedderOptions, sorted_batches
+from ragloop.core.embedding.hardware import usable_cores
+from ragloop.core.embedding.torch_embedder import SentenceTransformerEmbedder
 from ragloop.core.errors import ModelUnavailableError
 
 log = logging.getLogger(__name__)
@@ -102,24 +104,9 @@ def export_dir_for(model_dir: Path, data_dir: Path | None) -> Path:
     return cache / "ragloop" / "onnx" / fp
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
-
-
-def _tmp_name(path: Path) -> Path:
-    # Unique per process, so two processes exporting at once never write the same file.
-    return path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-
-
 def _export_fp32(model_dir: Path, out: Path) -> None:
     """Trace the sentence-transformers model (transformer, pooling, normalize) to ``out``."""
     import torch
-
-    from ragloop.core.embedding.base import EmbedderOptions
-    from ragloop.core.embedding.torch_embedder import SentenceTransformerEmbedder
 
     ref = SentenceTransformerEmbedder(model_dir, EmbedderOptions(precision="fp32"))
     st = ref.model
@@ -136,8 +123,7 @@ def _export_fp32(model_dir: Path, out: Path) -> None:
 
     enc = st.tokenizer(["an example input", "a"], padding=True, return_tensors="pt")
     args = tuple(enc[n] for n in names)
-    tmp = _tmp_name(out)
-    try:
+    with replacing(out) as tmp:
         # The TorchScript exporter: the dynamo one needs onnxscript and gains nothing here.
         with torch.no_grad():
             torch.onnx.export(
@@ -163,8 +149,8 @@ def _export_fp32(model_dir: Path, out: Path) -> None:
         backend = getattr(st.tokenizer, "backend_tokenizer", None)
         if backend is None:
             raise ModelUnavailableError(f"{model_dir} has no fast tokenizer to export")
-        _atomic_write_text(out.parent / "tokenizer.json", backend.to_str())
-        _atomic_write_text(out.parent / "meta.json", json.dumps(meta, indent=2))
+        atomic_write_text(out.parent / "tokenizer.json", backend.to_str())
+        atomic_write_text(out.parent / "meta.json", json.dumps(meta, indent=2))
         # A trace that does not reproduce torch (a shape baked into the graph) is never cached.
         got = OnnxEmbedder(model_dir, tmp, model_id=str(model_dir)).embed(list(_CHECK_TEXTS))
         want = ref.embed(list(_CHECK_TEXTS))
@@ -173,9 +159,6 @@ def _export_fp32(model_dir: Path, out: Path) -> None:
             raise ModelUnavailableError(
                 f"the ONNX export of {model_dir} does not match torch (cosine {cos:.5f})"
             )
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 #: A BERT-style feed-forward down-projection (intermediate -> hidden) as the tracer names it.
@@ -210,8 +193,7 @@ def _quantize_int8(fp32: Path, out: Path) -> None:
 
     graph = onnx.load(str(fp32), load_external_data=False).graph
     keep = int8_fp32_nodes([n.name for n in graph.node if n.op_type == "MatMul"])
-    tmp = _tmp_name(out)
-    try:
+    with replacing(out) as tmp:
         quantize_dynamic(
             str(fp32),
             str(tmp),
@@ -220,9 +202,6 @@ def _quantize_int8(fp32: Path, out: Path) -> None:
             op_types_to_quantize=["MatMul"],
             nodes_to_exclude=keep,
         )
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def ensure_export(model_dir: Path, export_dir: Path, precision: str) -> Path:
@@ -256,19 +235,14 @@ def ensure_export(model_dir: Path, export_dir: Path, precision: str) -> Path:
         ) from exc
 
 
-def _threads() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 class OnnxEmbedder(Embedder):
     """A sentence-transformers model run by ONNX Runtime on the CPU; same contract as torch's.
 
     Thread-safe: ``tokenizers`` encodes and ``InferenceSession.run`` may be called from many
     threads at once, and nothing here mutates after construction.
     """
+
+    source_dir: Path
 
     def __init__(
         self, model_dir: Path, onnx_path: Path, model_id: str, precision: str = "fp32"
@@ -278,7 +252,7 @@ class OnnxEmbedder(Embedder):
 
         meta: dict[str, Any] = json.loads((onnx_path.parent / "meta.json").read_text())
         tok_path = onnx_path.parent / "tokenizer.json"
-        self.path = model_dir
+        self.source_dir = model_dir
         self.onnx_path = onnx_path
         self.model_id = model_id
         self.precision = precision
@@ -295,7 +269,7 @@ class OnnxEmbedder(Embedder):
         self._encoder.enable_truncation(self.max_seq_length)
         self._encoder.no_padding()
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = _threads()
+        opts.intra_op_num_threads = usable_cores()
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(
@@ -311,7 +285,7 @@ class OnnxEmbedder(Embedder):
         """
         from transformers import AutoTokenizer
 
-        return AutoTokenizer.from_pretrained(str(self.path), local_files_only=True)
+        return AutoTokenizer.from_pretrained(str(self.source_dir), local_files_only=True)
 
     def embed(self, texts: Sequence[str], *, is_query: bool = False) -> np.ndarray:
         """Encode in length-sorted sub-batches; rows come back in input order, unit length."""
@@ -319,9 +293,7 @@ class OnnxEmbedder(Embedder):
         if not texts:
             return out
         encs = self._encoder.encode_batch(list(texts))
-        order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
-        for start in range(0, len(order), SUB_BATCH):
-            rows = order[start : start + SUB_BATCH]
+        for rows in sorted_batches([len(e.ids) for e in encs], SUB_BATCH):
             width = max(len(encs[i].ids) for i in rows)
             feed = {n: np.zeros((len(rows), width), dtype=np.int64) for n in self._inputs}
             feed["input_ids"][:] = self._pad_id

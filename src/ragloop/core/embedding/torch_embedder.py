@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import os
 import threading
 from collections.abc import Iterator, Sequence
@@ -18,21 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from ragloop.core.embedding.base import Embedder, EmbedderOptions, EmbedderRegistry
+from ragloop.core.embedding import hardware
+from ragloop.core.embedding.base import Embedder, EmbedderOptions, sorted_batches
 from ragloop.core.embedding.traced_forward import pipeline, trace_pipeline
 from ragloop.core.errors import ModelUnavailableError
 
 BUNDLED_NAMES = ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
-
-
-@functools.cache
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU multiplies bf16 matrices natively (AMX or AVX512-BF16)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def bundled_model_path() -> Path:
@@ -104,7 +94,7 @@ class SentenceTransformerEmbedder(Embedder):
             raise ModelUnavailableError(f"cannot load the model in {path}: {exc}") from exc
         self.model.eval()
         self.model_id = model_id or str(path)
-        self.path = path
+        self.source_dir = path
         self.device = options.device
         self.dimension = int(self.model.get_embedding_dimension() or 0)
         self.max_seq_length = int(self.model.max_seq_length or 512)
@@ -126,7 +116,9 @@ class SentenceTransformerEmbedder(Embedder):
         self._pipeline = pipeline(self.model, self._inputs)
         self.graph: Any = None
         if options.precision == "bf16" or (
-            options.precision == "auto" and options.device == "cpu" and cpu_has_native_bf16()
+            options.precision == "auto"
+            and options.device == "cpu"
+            and hardware.cpu_has_native_bf16()
         ):
             self._cast_bf16()
         # The transformers tokenizer is not safe to share across threads mid-call; the
@@ -159,6 +151,7 @@ class SentenceTransformerEmbedder(Embedder):
         self.model[0].to(torch.bfloat16)
         self.use_bf16 = True
         if self.device == "cpu":
+            # Imported here: packed_linear imports torch at module level.
             from ragloop.core.embedding.packed_linear import pack_for_inference
 
             self.packed_layers = pack_for_inference(self.model[0])
@@ -245,10 +238,8 @@ class SentenceTransformerEmbedder(Embedder):
     def _forward_all(self, encoded: list[tuple[list[int], list[int]]], out: np.ndarray) -> None:
         import torch
 
-        order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
         with torch.inference_mode():
-            for start in range(0, len(order), SUB_BATCH):
-                rows = order[start : start + SUB_BATCH]
+            for rows in sorted_batches([len(ids) for ids, _ in encoded], SUB_BATCH):
                 out[rows] = self._forward([encoded[i] for i in rows])
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
@@ -263,22 +254,3 @@ class SentenceTransformerEmbedder(Embedder):
                 list(texts), add_special_tokens=False, truncation=False, verbose=False
             )["input_ids"]
         return [len(ids) for ids in enc]
-
-
-def _load_bundled(options: EmbedderOptions) -> Embedder:
-    from ragloop.core.embedding.backends import load_model_dir
-
-    return load_model_dir(bundled_model_path(), options, model_id=BUNDLED_NAMES[0])
-
-
-def _load_dir(path: Path, options: EmbedderOptions) -> Embedder:
-    from ragloop.core.embedding.backends import load_model_dir
-
-    return load_model_dir(path, options)
-
-
-def register_builtins(registry: EmbedderRegistry) -> None:
-    """Register the bundled default and the local-directory loader (both pick a backend)."""
-    for name in BUNDLED_NAMES:
-        registry.register(name, _load_bundled)
-    registry.set_path_loader(_load_dir)

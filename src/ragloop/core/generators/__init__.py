@@ -25,6 +25,7 @@ from ragloop.core.generators.registry import (
     GeneratorDeps,
     GeneratorRegistry,
     build_generator,
+    check_generator_setting,
     default_registry,
     resolve_generator_name,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "Turn",
     "answer_with_fallback",
     "build_generator",
+    "check_generator_setting",
     "cited_numbers",
     "default_registry",
     "resolve_generator_name",

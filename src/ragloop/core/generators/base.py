@@ -9,8 +9,12 @@ marker from what users see and records that the answer was a miss (reason ``no_a
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ragloop.core.settings import Settings
 
 NO_ANSWER_MARKER = "NO_ANSWER"
 NO_ANSWER_TEXT = "The documents do not contain the answer to this question."
@@ -96,6 +100,11 @@ class LLMGenerator(Generator):
     @abstractmethod
     def complete(self, system: str, user: str, max_tokens: int) -> str:
         """One non-streaming completion of ``user`` under ``system``; raises GeneratorError."""
+
+
+#: Builds a generator by name (None: the configured one); ``registry.build_generator`` is one,
+#: the service takes one so tests can hand it fakes.
+GeneratorFactory = Callable[["Settings", str | None], Generator]
 
 
 class AbstainFilter:

@@ -4,19 +4,20 @@ Built-ins (``anthropic``, ``openai``, ``extractive``) are registered explicitly 
 ``default_registry``; third parties add theirs through the ``ragloop.generators`` entry point
 group (a factory taking ``(settings, deps)``), tests by ``register``. ``build_generator``
 resolves ``RAGLOOP_GENERATOR``: ``auto`` picks anthropic when an Anthropic key is set, else
-openai when its base URL is set, else extractive. Naming a provider that is not configured is a
-``ConfigError`` that says which variable to set, raised at start-up rather than per query.
+openai when its base URL is set, else extractive. ``check_generator_setting`` refuses a name no
+generator answers to, and naming a provider that is not configured is a ``ConfigError`` that
+says which variable to set: both at start-up rather than per query.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ragloop.core.errors import ConfigError, InvalidInputError
+from ragloop.core.errors import ConfigError, InvalidInputError, RagloopError
 from ragloop.core.generators.base import Generator
+from ragloop.core.registry import Registry
 
 if TYPE_CHECKING:
     import httpx
@@ -37,23 +38,16 @@ class GeneratorDeps:
     openai_transport: httpx.BaseTransport | None = None
 
 
-GeneratorFactory = Callable[["Settings", GeneratorDeps], Generator]
+#: What the registry holds per name: builds that provider's generator (``GeneratorFactory``
+#: in ``base`` is the by-name builder the service takes).
+ProviderFactory = Callable[["Settings", GeneratorDeps], Generator]
 
 
-class GeneratorRegistry:
-    """Generator factories by (case-insensitive) name."""
+class GeneratorRegistry(Registry[ProviderFactory]):
+    """Generator factories by (case-insensitive) name; ``auto`` is resolved before lookup."""
 
     def __init__(self) -> None:
-        self._factories: dict[str, GeneratorFactory] = {}
-
-    def register(self, name: str, factory: GeneratorFactory) -> None:
-        """Register (or replace) ``factory`` under ``name``."""
-        self._factories[name.lower()] = factory
-
-    def names(self) -> list[str]:
-        """Registered names, built-ins and entry points, sorted."""
-        eps = [ep.name.lower() for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)]
-        return sorted(set(self._factories) | set(eps))
+        super().__init__("generator", ENTRY_POINT_GROUP, special=("auto",))
 
     def create(
         self,
@@ -62,22 +56,15 @@ class GeneratorRegistry:
         *,
         anthropic_http_client: httpx2.Client | None = None,
         openai_transport: httpx.BaseTransport | None = None,
+        unknown: type[RagloopError] = InvalidInputError,
     ) -> Generator:
         """Build the generator registered as ``name``.
 
-        An unknown name is an ``InvalidInputError`` (400) listing the known ones: settings
-        cannot hold one (``RAGLOOP_GENERATOR`` is validated), so it comes from a request.
+        An unknown name raises ``unknown`` listing the known ones: ``InvalidInputError`` (400)
+        by default, for a name that came with a request; ``ConfigError`` for the configured one.
         """
-        deps = GeneratorDeps(anthropic_http_client, openai_transport)
-        key = name.lower()
-        if key in self._factories:
-            return self._factories[key](settings, deps)
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name.lower() == key:
-                factory: GeneratorFactory = ep.load()
-                return factory(settings, deps)
-        known = ", ".join(["auto", *self.names()])
-        raise InvalidInputError(f"unknown generator {name!r}; known generators: {known}")
+        factory = self.get(name, unknown)
+        return factory(settings, GeneratorDeps(anthropic_http_client, openai_transport))
 
 
 def _anthropic(settings: Settings, deps: GeneratorDeps) -> Generator:
@@ -128,6 +115,20 @@ def has_anthropic_key(settings: Settings) -> bool:
     return key is not None and bool(key.get_secret_value().strip())
 
 
+def check_generator_setting(settings: Settings, registry: GeneratorRegistry | None = None) -> None:
+    """Refuse a ``RAGLOOP_GENERATOR`` that names no generator, built-in or entry point.
+
+    Called at start-up (``create_app``, the CLI), so a typo fails there with a ``ConfigError``
+    listing the known names rather than on the first question. Whether the named provider is
+    configured (its key, its URL) is checked when it is built.
+    """
+    name = settings.generator.lower()
+    if name != "auto":
+        (registry or default_registry()).get(
+            name, ConfigError, hint="set RAGLOOP_GENERATOR to one of those"
+        )
+
+
 def resolve_generator_name(settings: Settings, name: str | None = None) -> str:
     """The generator name to build: ``name`` or ``settings.generator``, with ``auto`` resolved."""
     chosen = (name or settings.generator).lower()
@@ -150,9 +151,10 @@ def build_generator(
 ) -> Generator:
     """Build the generator the settings (or ``name``) choose, resolving ``auto``.
 
-    Raises ``InvalidInputError`` for an unknown name, and ``ConfigError`` for ``anthropic`` or
-    ``openai`` chosen without its key or URL (the message names the variable to set). Building
-    makes no network call; the first request does.
+    An unknown ``name`` is an ``InvalidInputError`` (it came with a request), an unknown
+    configured generator a ``ConfigError``; ``anthropic`` or ``openai`` chosen without its key
+    or URL is a ``ConfigError`` naming the variable to set. Building makes no network call; the
+    first request does.
     """
     reg = registry or default_registry()
     return reg.create(
@@ -160,4 +162,5 @@ def build_generator(
         settings,
         anthropic_http_client=anthropic_http_client,
         openai_transport=openai_transport,
+        unknown=ConfigError if name is None else InvalidInputError,
     )
