@@ -10,8 +10,9 @@ from PIL import Image
 from typer.testing import CliRunner, Result
 
 from ragloop.cli.main import app
-from ragloop.core.embedding import base as embedders
+from ragloop.core.embedding import registry as embedders
 from ragloop.core.embedding.base import EmbedderOptions, EmbedderRegistry
+from ragloop.core.errors import ModelUnavailableError
 from tests.eval.beir_fixture import KEYWORD_QRELS, write_beir
 from tests.fakes import DEFAULT_VOCAB, KeywordEmbedder
 
@@ -28,7 +29,7 @@ def _fake_models(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _unavailable(_opts: EmbedderOptions) -> KeywordEmbedder:
-    raise embedders.ModelUnavailableError("weights for 'broken' are not installed")
+    raise ModelUnavailableError("weights for 'broken' are not installed")
 
 
 def run(*args: str) -> Result:

@@ -24,18 +24,21 @@ from tests.system.helpers import free_port
 
 #: The API key the live servers accept (the snippets' ``rl_your_key`` is replaced by it).
 KEY = "rl_live_test_key"
+#: The admin token of the live servers (``/admin`` routes).
+ADMIN_TOKEN = "rl_live_admin_token"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "integrations.md"
 
 
 def fake_app(root: Path, **overrides: Any) -> FastAPI:
-    """An app over the sample corpus with the keyword fake embedder and the fake generator."""
+    """An app over the sample corpus with the keyword fake embedder and the fake generator;
+    ``KEY`` is its API key and ``ADMIN_TOKEN`` its admin token unless ``overrides`` say else."""
     settings = Settings(
         data_dir=root / "data",
         embedder="fake-keyword",
         chunk_tokens=24,
         chunk_overlap=4,
         miss_score_threshold=0.1,
-        **({"api_keys": KEY} | overrides),
+        **({"api_keys": KEY, "admin_token": ADMIN_TOKEN} | overrides),
     )
     registry = fake_registry(KeywordEmbedder(DEFAULT_VOCAB))
     rt = open_runtime(settings, registry=registry)

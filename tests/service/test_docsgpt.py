@@ -159,7 +159,8 @@ def test_search_returns_chunks_without_logging(client: TestClient) -> None:
     r = client.post("/api/search", json={"question": "bread flour", "chunks": 2})
     assert r.status_code == 200
     results = r.json()
-    assert len(results) == 2 and results[0]["title"] == "Bread"
+    # the page's <title>, then the section (its <h1>) the chunk comes from
+    assert len(results) == 2 and results[0]["title"] == "Bread > Baking bread"
     assert results[0]["text"] == "# Baking bread\n\nBread needs flour and yeast."
     assert {"text", "title", "source", "chunk_id", "document_id", "score"} == set(results[0])
     assert state(client).querylog.find()[1] == 0

@@ -11,6 +11,8 @@ import pytest
 
 from tests.integrations.live import fake_app, serve
 
+pytestmark = pytest.mark.integration  # a live server and the st fuzzer: ~12 s
+
 TOKEN = "fuzz-admin"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -18,6 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ragloop.core.errors import RagloopError
+from ragloop.core.generators.registry import check_generator_setting
+from ragloop.core.progress import ProgressFn
 from ragloop.core.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -62,8 +64,10 @@ def handled() -> Iterator[None]:
 
 
 def settings_for(data_dir: Path | None) -> Settings:
-    """Settings from the environment with CLI overrides."""
-    return load_settings(data_dir=data_dir)
+    """Settings from the environment with CLI overrides, the generator name checked."""
+    settings = load_settings(data_dir=data_dir)
+    check_generator_setting(settings)
+    return settings
 
 
 def emit_json(payload: Any) -> None:
@@ -84,8 +88,8 @@ def progress_bar() -> Progress:
     )
 
 
-def progress_callback(bar: Progress) -> Callable[[str, int, int], None]:
-    """Adapt the pipeline's (stage, done, total) reports to rich tasks."""
+def progress_callback(bar: Progress) -> ProgressFn:
+    """Adapt (stage, done, total) progress reports to rich tasks, one per stage."""
     labels = {"scan": "scanning files", "embed": "embedding chunks"}
     tasks: dict[str, Any] = {}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
@@ -21,6 +21,7 @@ from ragloop.cli.common import (
 )
 
 if TYPE_CHECKING:
+    from ragloop.core.fusion import RetrievalMode
     from ragloop.core.settings import Settings
     from ragloop.eval.datasets import BeirDataset
     from ragloop.eval.report import RetrievalReport
@@ -66,6 +67,14 @@ def eval_command(
     dims: Annotated[
         str | None,
         typer.Option("--dims", help="Matryoshka dimensions to score, e.g. 384,256,128,64."),
+    ] = None,
+    retrieval: Annotated[
+        str | None,
+        typer.Option(
+            "--retrieval",
+            help="Service mode: retrieval modes to score side by side, from dense, lexical, "
+            "hybrid (default: all three). Model mode is dense exact search.",
+        ),
     ] = None,
     out_dir: Annotated[
         Path | None,
@@ -115,6 +124,7 @@ def eval_command(
         )
         wanted_dims = parse_dims(dims)
         _check_answer_options(answers, limit, model, wanted_dims)
+        modes = _retrieval_modes(retrieval, mode, answers)
         data = load_beir(dataset, split)
         for warning in data.warnings:
             err.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
@@ -122,7 +132,7 @@ def eval_command(
             _answers(settings, data, limit, out_dir, as_json)
             return
         refs = list(dict.fromkeys(model or ["active"]))
-        reports = _evaluate(settings, data, refs, mode, wanted_dims, batch_size)
+        reports = _evaluate(settings, data, refs, mode, wanted_dims, batch_size, modes)
         run = EvalRun(
             dataset=data.name,
             dataset_path=str(data.path),
@@ -138,6 +148,27 @@ def eval_command(
         return
     out.print(run.to_markdown(), highlight=False, markup=False)
     err.print(f"reports written to {target}", highlight=False)
+
+
+def _retrieval_modes(value: str | None, mode: Mode, answers: bool) -> list[str]:
+    """The ``--retrieval`` list: service mode only, default all three."""
+    from ragloop.core.errors import InvalidInputError
+    from ragloop.core.fusion import RETRIEVAL_MODES
+
+    if value is None:
+        return list(RETRIEVAL_MODES) if mode is Mode.service and not answers else []
+    if mode is not Mode.service or answers:
+        raise InvalidInputError(
+            "--retrieval applies to service mode retrieval scores (--mode service, no --answers)"
+        )
+    modes = list(dict.fromkeys(m.strip() for m in value.split(",") if m.strip()))
+    bad = [m for m in modes if m not in RETRIEVAL_MODES]
+    if bad or not modes:
+        raise InvalidInputError(
+            f"--retrieval takes a comma-separated list of {', '.join(RETRIEVAL_MODES)}; "
+            f"got {value!r}"
+        )
+    return modes
 
 
 def _check_answer_options(
@@ -193,6 +224,7 @@ def _evaluate(
     mode: Mode,
     dims: list[int],
     batch_size: int | None,
+    retrieval: list[str] | None = None,
 ) -> list[RetrievalReport]:
     from ragloop.core.errors import InvalidInputError
     from ragloop.core.runtime import open_runtime
@@ -213,7 +245,6 @@ def _evaluate(
     try:
         with progress_bar() as bar:
             options["progress"] = progress_callback(bar)
-            evaluator: RetrievalEvaluator
             if mode is Mode.service:
                 if not has_catalog(settings):
                     raise InvalidInputError(
@@ -221,9 +252,13 @@ def _evaluate(
                         f"catalog (ragloop ingest {data.path / 'corpus.jsonl'} --data-dir DIR)"
                     )
                 runtime = open_runtime(settings)
-                evaluator = ServiceModeEvaluator(data, runtime, **options)
-            else:
-                evaluator = ModelModeEvaluator(data, source.load, **options)
+                service = ServiceModeEvaluator(data, runtime, **options)
+                return [
+                    service.evaluate_mode(ref, cast("RetrievalMode", how))
+                    for ref in refs
+                    for how in retrieval or [settings.retrieval]
+                ]
+            evaluator: RetrievalEvaluator = ModelModeEvaluator(data, source.load, **options)
             return [evaluator.evaluate(ref) for ref in refs]
     finally:
         source.close()

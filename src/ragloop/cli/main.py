@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from ragloop.cli import (  # noqa: F401  (each module registers its commands)
-    eval,
-    ingest,
-    pairs,
-    retrain,
-    serve,
-)
+# Each module registers its commands as it loads, so this order is the order of `ragloop
+# --help` (commands first, then the command groups).
+# isort: off
+from ragloop.cli import eval, ingest, query, status, retrain, serve, misses  # noqa: F401
+from ragloop.cli import pairs, models, keys  # noqa: F401
+
+# isort: on
 from ragloop.cli.common import app
 
 

@@ -23,6 +23,7 @@ from ragloop.cli.common import (
     open_catalog,
     out,
     progress_bar,
+    progress_callback,
     settings_for,
 )
 
@@ -48,12 +49,8 @@ def pairs_import(
         rt = open_runtime(settings_for(data_dir))
         try:
             with progress_bar() as bar:
-                task = bar.add_task("importing questions", total=len(data.queries))
                 report = import_beir_pairs(
-                    rt,
-                    QueryLog(rt.catalog.engine),
-                    data,
-                    lambda done, total: bar.update(task, completed=done, total=total),
+                    rt, QueryLog(rt.catalog.engine), data, progress_callback(bar)
                 )
         finally:
             rt.close()

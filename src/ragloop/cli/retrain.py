@@ -1,21 +1,18 @@
-"""``ragloop retrain`` and ``ragloop models``: the learning loop from the command line.
+"""``ragloop retrain``: fine-tune the embedder and promote it if it wins the gate.
 
-Against a running server (``--server URL --token TOKEN``) they go through its admin API; with no
-server they run in this process, holding the data dir's writer lock (a server that owns the
-data dir makes them refuse with a pointer to ``--server``).
+Against a running server (``--server URL --token TOKEN``) it goes through the admin API; with
+no server it runs in this process, holding the data dir's writer lock (see ``cli.loop``).
 """
 
 from __future__ import annotations
 
 import json
-import threading
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
-import httpx
 import typer
 from pydantic import ValidationError
-from rich.table import Table
 
 from ragloop.cli.common import (
     DataDir,
@@ -24,60 +21,15 @@ from ragloop.cli.common import (
     emit_json,
     fail,
     handled,
-    open_catalog,
     out,
     progress_bar,
-    settings_for,
 )
-from ragloop.core.errors import ConflictError, InvalidInputError
-
-models_app = typer.Typer(help="Model versions: list, activate (rollback).", no_args_is_help=True)
-app.add_typer(models_app, name="models")
-
-Server = Annotated[str | None, typer.Option("--server", help="A running ragloop server's URL.")]
-Token = Annotated[
-    str | None, typer.Option("--token", envvar="RAGLOOP_ADMIN_TOKEN", help="Admin token.")
-]
+from ragloop.cli.loop import Server, Token, local_manager, server_client
 
 
-def _remote(method: str, url: str, path: str, token: str | None, body: Any = None) -> Any:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        r = httpx.request(method, url.rstrip("/") + path, json=body, headers=headers, timeout=60)
-    except httpx.HTTPError as exc:
-        raise ConflictError(f"cannot reach {url}: {exc}") from None
-    if r.status_code >= 400:
-        try:
-            message = r.json()["error"]["message"]
-        except Exception:
-            message = r.text[:200]
-        raise InvalidInputError(f"server answered {r.status_code}: {message}")
-    return r.json()
-
-
-def _local(data_dir: Any) -> Any:
-    from ragloop.core.runtime import open_runtime
-    from ragloop.core.storage.jobs import JobStore
-    from ragloop.core.storage.locks import WriterLock
-    from ragloop.core.storage.querylog import QueryLog
-    from ragloop.finetune.retrain import RetrainManager
-
-    settings = settings_for(data_dir)
-    lock = WriterLock(settings.data_dir, "ragloop retrain")
-    try:
-        lock.acquire()
-    except ConflictError as exc:
-        raise ConflictError(
-            f"{exc.message}; if a server owns it, use --server URL --token TOKEN"
-        ) from None
-    rt = open_runtime(settings)
-    log = QueryLog(rt.catalog.engine)
-    manager = RetrainManager(rt, log, JobStore(rt.catalog.engine), threading.Lock(), lambda: None)
-    return rt, manager, lock
-
-
-def _watch(poll: Any, as_json: bool) -> dict[str, Any]:
-    job: dict[str, Any] = poll()
+def _watch(poll: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Poll a job once a second, with a progress bar on stderr, until it is done."""
+    job = poll()
     with progress_bar() as bar:
         task = bar.add_task("retraining", total=1.0)
         while not job["done"]:
@@ -148,21 +100,17 @@ def retrain(
         except ValueError as exc:  # --options is not JSON, or not an object
             fail(f"--options: {exc}")
         if server:
-            job = _remote("POST", server, "/admin/retrain", token, options.model_dump())
-            if wait:
-                job = _watch(
-                    lambda: _remote("GET", server, f"/admin/jobs/{job['id']}", token), as_json
-                )
+            with server_client(server, token) as client:
+                job = client.retrain(options.model_dump())
+                if wait:
+                    job_id = job["id"]
+                    job = _watch(lambda: client.job(job_id))
         else:
-            rt, manager, lock = _local(data_dir)
-            try:
+            with local_manager(data_dir) as manager:
                 started = manager.start(options)
-                job = _watch(lambda: manager.jobs.get(started.id).to_dict(), as_json)
+                job = _watch(lambda: manager.jobs.get(started.id).to_dict())
                 manager.threads[started.id].join()
                 job = manager.jobs.get(started.id).to_dict()
-            finally:
-                rt.close()
-                lock.release()
     if as_json:
         emit_json(job)
     else:
@@ -176,68 +124,3 @@ def retrain(
             )
     if job["state"] in ("failed", "cancelled"):
         raise typer.Exit(1)
-
-
-@models_app.command("list")
-def models_list(
-    server: Server = None, token: Token = None, data_dir: DataDir = None, as_json: JsonFlag = False
-) -> None:
-    """Model versions with status and gate scores."""
-    with handled():
-        if server:
-            rows = _remote("GET", server, "/admin/models", token)
-        else:
-            with open_catalog(data_dir) as catalog:
-                active = catalog.active_version()
-                rows = [
-                    {
-                        "version": v.version,
-                        "status": v.status,
-                        "parent": v.parent,
-                        "kind": v.info.get("kind", "base" if v.parent is None else "full"),
-                        "active": active is not None and v.version == active.version,
-                        "created_at": v.created_at,
-                        "gate": v.info.get("gate"),
-                    }
-                    for v in catalog.list_versions()
-                ]
-    if as_json:
-        emit_json(rows)
-        return
-    table = Table("version", "status", "kind", "parent", "gate ndcg@10 (current -> candidate)")
-    for r in rows:
-        g = r.get("gate") or {}
-        score = f"{g['current']['ndcg@10']:.4f} -> {g['candidate']['ndcg@10']:.4f}" if g else "-"
-        table.add_row(
-            r["version"] + (" *" if r["active"] else ""),
-            r["status"],
-            r["kind"],
-            r["parent"] or "-",
-            score,
-        )
-    out.print(table)
-
-
-@models_app.command("activate")
-def models_activate(
-    version: Annotated[str, typer.Argument(help="The version to serve.")],
-    server: Server = None,
-    token: Token = None,
-    data_dir: DataDir = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Roll back or forward to a kept version."""
-    with handled():
-        if server:
-            _remote("POST", server, f"/admin/models/{version}/activate", token)
-        else:
-            rt, manager, lock = _local(data_dir)
-            try:
-                manager.promoter.activate(version)
-            finally:
-                rt.close()
-                lock.release()
-    if as_json:
-        emit_json({"active": version})
-    else:
-        out.print(f"{version} is active")

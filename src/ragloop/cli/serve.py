@@ -1,28 +1,19 @@
-"""``ragloop serve``, ``misses`` and ``keys``: running the service and reading its logs."""
+"""``ragloop serve``: run the HTTP API, one process or several workers."""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from ragloop.cli.common import (
     DataDir,
-    JsonFlag,
     app,
-    emit_json,
     fail,
     handled,
-    open_catalog,
-    out,
     settings_for,
 )
-
-keys_app = typer.Typer(help="Client API keys (stored as hashes).", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
 
 
 @app.command()
@@ -65,81 +56,3 @@ def serve(
         workers=workers,
         log_level="info",
     )
-
-
-@app.command()
-def misses(
-    reason: Annotated[
-        str | None, typer.Option(help="low_score | no_answer | negative_feedback")
-    ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
-    data_dir: DataDir = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """List missed queries, newest first."""
-    from ragloop.core.storage.querylog import QueryLog
-
-    with handled(), open_catalog(data_dir) as catalog:
-        items, total = QueryLog(catalog.engine).find(misses_only=True, reason=reason, limit=limit)
-    if as_json:
-        emit_json({"total": total, "items": [r.to_dict() for r in items]})
-        return
-    table = Table("when", "reasons", "top score", "question", title=f"{total} misses")
-    for r in items:
-        when = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M")
-        score = f"{r.top_score:.3f}" if r.top_score is not None else "-"
-        table.add_row(when, ", ".join(r.miss_reasons), score, r.question[:80])
-    out.print(table)
-
-
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Argument(help="Who the key is for.")],
-    data_dir: DataDir = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Create a key; the key itself is printed once and never stored."""
-    from ragloop.service.apikeys import ApiKeys
-
-    with handled(), open_catalog(data_dir) as catalog:
-        record, plaintext = ApiKeys(catalog.engine).create(name)
-    if as_json:
-        emit_json(record.to_dict() | {"key": plaintext})
-    else:
-        out.print(f"created key {record.id} for {name}: {plaintext}\n(shown once; store it now)")
-
-
-@keys_app.command("list")
-def keys_list(data_dir: DataDir = None, as_json: JsonFlag = False) -> None:
-    """List keys (ids and prefixes only)."""
-    from ragloop.service.apikeys import ApiKeys
-
-    with handled(), open_catalog(data_dir) as catalog:
-        keys = ApiKeys(catalog.engine).all()
-    if as_json:
-        emit_json([k.to_dict() for k in keys])
-        return
-    table = Table("id", "name", "prefix", "created", "state")
-    for k in keys:
-        created = dt.datetime.fromtimestamp(k.created_at).strftime("%Y-%m-%d %H:%M")
-        table.add_row(
-            k.id, k.name, k.prefix + "…", created, "active" if k.revoked_at is None else "revoked"
-        )
-    out.print(table)
-
-
-@keys_app.command("revoke")
-def keys_revoke(
-    key_id: Annotated[str, typer.Argument(help="The key's id (from keys list).")],
-    data_dir: DataDir = None,
-    as_json: JsonFlag = False,
-) -> None:
-    """Revoke a key."""
-    from ragloop.service.apikeys import ApiKeys
-
-    with handled(), open_catalog(data_dir) as catalog:
-        record = ApiKeys(catalog.engine).revoke(key_id)
-    if as_json:
-        emit_json(record.to_dict())
-    else:
-        out.print(f"revoked key {record.id} ({record.name})")

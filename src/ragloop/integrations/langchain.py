@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import httpx
 from langchain_core.callbacks import (
     AsyncCallbackManagerForRetrieverRun,
     CallbackManagerForRetrieverRun,
@@ -21,29 +20,9 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 
-from ragloop.core.errors import AuthError, InvalidInputError, StoreError
+from ragloop.client import RagloopClient
+from ragloop.core.errors import InvalidInputError
 from ragloop.core.runtime import Runtime
-
-
-def _headers(api_key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
-
-
-def _checked(response: httpx.Response) -> Any:
-    """The JSON of a successful answer; a ragloop error carrying the server's message."""
-    if response.status_code < 400:
-        return response.json()
-    try:
-        err = response.json().get("error", response.text)
-        message = err.get("message", str(err)) if isinstance(err, dict) else str(err)
-    except (ValueError, AttributeError):
-        message = response.text[:500]
-    text = f"ragloop server answered {response.status_code}: {message}"
-    if response.status_code in (401, 403):
-        raise AuthError(text)
-    if response.status_code < 500:
-        raise InvalidInputError(text)
-    raise StoreError(text)
 
 
 def _documents(results: list[dict[str, Any]]) -> list[Document]:
@@ -65,36 +44,19 @@ class RagloopRetriever(BaseRetriever):
     k: int = 4
     timeout: float = 30.0
 
-    def _payload(self, query: str) -> dict[str, Any]:
-        return {"question": query, "chunks": self.k}
+    def _client(self) -> RagloopClient:
+        return RagloopClient(self.base_url, self.api_key, timeout=self.timeout)
 
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
-        try:
-            response = httpx.post(
-                f"{self.base_url.rstrip('/')}/api/search",
-                json=self._payload(query),
-                headers=_headers(self.api_key),
-                timeout=self.timeout,
-            )
-        except httpx.HTTPError as exc:
-            raise StoreError(f"cannot reach ragloop at {self.base_url}: {exc}") from exc
-        return _documents(_checked(response))
+        with self._client() as client:
+            return _documents(client.search(query, self.k))
 
     async def _aget_relevant_documents(
         self, query: str, *, run_manager: AsyncCallbackManagerForRetrieverRun
     ) -> list[Document]:
-        try:
-            async with httpx.AsyncClient(timeout=self.timeout) as client:
-                response = await client.post(
-                    f"{self.base_url.rstrip('/')}/api/search",
-                    json=self._payload(query),
-                    headers=_headers(self.api_key),
-                )
-        except httpx.HTTPError as exc:
-            raise StoreError(f"cannot reach ragloop at {self.base_url}: {exc}") from exc
-        return _documents(_checked(response))
+        return _documents(await self._client().asearch(query, self.k))
 
 
 class RagloopEmbeddings(Embeddings):
@@ -144,17 +106,12 @@ class RagloopEmbeddings(Embeddings):
         if self.runtime is not None:
             vectors = self.runtime.active_index().embedder.embed(texts, is_query=is_query)
             return [[float(x) for x in v] for v in vectors]
+        assert self.base_url is not None  # one of the two is set (checked in __init__)
+        side: Literal["document", "query"] = "query" if is_query else "document"
         out: list[list[float]] = []
-        with httpx.Client(timeout=self.timeout, headers=_headers(self.api_key)) as client:
+        with RagloopClient(self.base_url, self.api_key, timeout=self.timeout) as client:
             for start in range(0, len(texts), self.batch_size):
-                batch = list(texts[start : start + self.batch_size])
-                payload = {"input": batch, "input_type": "query" if is_query else "document"}
-                try:
-                    response = client.post(f"{self.base_url}/v1/embeddings", json=payload)
-                except httpx.HTTPError as exc:
-                    raise StoreError(f"cannot reach ragloop at {self.base_url}: {exc}") from exc
-                data = sorted(_checked(response)["data"], key=lambda d: d["index"])
-                out.extend([float(x) for x in d["embedding"]] for d in data)
+                out.extend(client.embed(texts[start : start + self.batch_size], input_type=side))
         return out
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:

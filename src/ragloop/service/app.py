@@ -17,7 +17,8 @@ import ragloop
 from ragloop.core.answering import Answerer
 from ragloop.core.embedding.base import EmbedderRegistry
 from ragloop.core.errors import ConfigError, InvalidInputError
-from ragloop.core.generators.base import Generator, LLMGenerator
+from ragloop.core.generators.base import Generator, GeneratorFactory, LLMGenerator
+from ragloop.core.generators.registry import build_generator, check_generator_setting
 from ragloop.core.runtime import open_runtime
 from ragloop.core.settings import Settings, load_settings
 from ragloop.core.storage.jobs import JobStore
@@ -33,22 +34,17 @@ from ragloop.service.docsgpt import sources as routes_docsgpt_sources
 from ragloop.service.errors import install_error_handlers
 from ragloop.service.ingest_jobs import IngestRunner
 from ragloop.service.metrics import Metrics
+from ragloop.service.native import admin as routes_admin
 from ragloop.service.native import documents as routes_documents
 from ragloop.service.native import health as routes_health
-from ragloop.service.native import misses as routes_admin
-from ragloop.service.native import models as routes_models
 from ragloop.service.native import query as routes_query
 from ragloop.service.openai_api import chat as routes_openai
 from ragloop.service.openai_api import embeddings as routes_openai_embeddings
 from ragloop.service.state import AppState
 
-GeneratorFactory = Callable[[Settings, str | None], Generator]
-
 
 def default_generator_factory(settings: Settings, name: str | None) -> Generator:
     """Build a generator by name (None: the configured one) from the registry."""
-    from ragloop.core.generators.registry import build_generator
-
     return build_generator(settings, name)
 
 
@@ -149,8 +145,12 @@ def create_app(
     store: VectorStore | None = None,
     generator_factory: GeneratorFactory = default_generator_factory,
 ) -> FastAPI:
-    """The ragloop HTTP app. Nothing is opened until the lifespan starts."""
+    """The ragloop HTTP app. Nothing is opened until the lifespan starts.
+
+    Raises ``ConfigError`` at once when ``RAGLOOP_GENERATOR`` names no known generator.
+    """
     settings = settings or load_settings()
+    check_generator_setting(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -187,7 +187,6 @@ def create_app(
         routes_query,
         routes_documents,
         routes_admin,
-        routes_models,
         routes_docsgpt,
         routes_docsgpt_sources,
         routes_openai,

@@ -8,7 +8,6 @@ only the shapes are DocsGPT's. See ``docs/integrations.md``.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,23 +17,26 @@ from starlette.concurrency import run_in_threadpool
 
 from ragloop.core.answering import QueryOutcome, QueryRequest
 from ragloop.core.errors import InvalidInputError, RagloopError
+from ragloop.service.common import (
+    authenticate,
+    event_stream,
+    read_json,
+    record_metrics,
+    source_item,
+    sse_data,
+    stream_error_message,
+)
 from ragloop.service.conversations import Conversations
 from ragloop.service.docsgpt.shapes import (
     answer_error,
-    authenticate,
     build_query,
     chunks_to_k,
     int_field,
     question_of,
-    read_json,
-    source_item,
-    sse,
     user_error,
 )
-from ragloop.service.native.query import record_metrics
 from ragloop.service.state import AppState, get_state
 
-log = logging.getLogger("ragloop.service")
 router = APIRouter(tags=["docsgpt"])
 
 _QUESTION_BODY = {
@@ -64,15 +66,6 @@ def _body_doc(schema: dict[str, Any]) -> dict[str, Any]:
     return {"requestBody": {"content": {"application/json": {"schema": schema}}}}
 
 
-def _sse_response(chunks: Iterator[str], status: int = 200) -> StreamingResponse:
-    return StreamingResponse(
-        chunks,
-        status_code=status,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
 async def _prepare(request: Request) -> tuple[AppState, QueryRequest]:
     state = get_state(request)
     body = await read_json(request)
@@ -86,20 +79,18 @@ def _events(state: AppState, req: QueryRequest) -> Iterator[str]:
         for ev in state.answerer.stream(req):
             if ev["event"] == "sources":
                 # Sent even when empty: it tells the client retrieval ran and found nothing.
-                yield sse({"type": "source", "source": [source_item(c) for c in ev["sources"]]})
+                yield sse_data(
+                    {"type": "source", "source": [source_item(c) for c in ev["sources"]]}
+                )
             elif ev["event"] == "delta":
-                yield sse({"type": "answer", "answer": ev["text"]})
+                yield sse_data({"type": "answer", "answer": ev["text"]})
             else:
                 record_metrics(state, ev["outcome"])
-                yield sse({"type": "id", "id": req.conversation_id})
-                yield sse({"type": "end"})
+                yield sse_data({"type": "id", "id": req.conversation_id})
+                yield sse_data({"type": "end"})
     except Exception as exc:  # headers are sent: report in-band, as DocsGPT does
-        if isinstance(exc, RagloopError):
-            message = exc.message
-        else:
-            log.exception("DocsGPT /stream failed")
-            message = f"internal error ({exc.__class__.__name__}); see the server log"
-        yield sse({"type": "error", "error": message})
+        message = stream_error_message(exc, "DocsGPT /stream")
+        yield sse_data({"type": "error", "error": message})
 
 
 @router.post("/stream", response_class=StreamingResponse, openapi_extra=_body_doc(_QUESTION_BODY))
@@ -108,8 +99,10 @@ async def stream(request: Request) -> StreamingResponse:
     try:
         state, req = await _prepare(request)
     except RagloopError as exc:
-        return _sse_response(iter([sse({"type": "error", "error": exc.message})]), exc.http_status)
-    return _sse_response(_events(state, req))
+        return event_stream(
+            iter([sse_data({"type": "error", "error": exc.message})]), exc.http_status
+        )
+    return event_stream(_events(state, req))
 
 
 def answer_body(req: QueryRequest, o: QueryOutcome) -> dict[str, Any]:

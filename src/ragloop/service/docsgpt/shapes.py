@@ -1,4 +1,4 @@
-"""What the DocsGPT-compatible routes share: lenient bodies, keys, questions, source labels.
+"""What the DocsGPT-compatible routes share: lenient fields, questions, history, error shapes.
 
 DocsGPT reads request bodies leniently (unknown fields are ignored, numbers may arrive as
 strings) and answers errors in its own shapes, not ours: ``{"error": "..."}`` on the answer
@@ -10,45 +10,16 @@ turn them into those shapes.
 from __future__ import annotations
 
 import json
-from pathlib import PurePosixPath
 from typing import Any
 
-from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from ragloop.core.answering import QueryRequest
 from ragloop.core.errors import InvalidInputError, RagloopError
-from ragloop.core.generators.base import Context, Turn
+from ragloop.core.generators.base import Turn
 from ragloop.core.generators.prompts import MAX_HISTORY_TURNS
-from ragloop.service.auth import check_client, presented_key
-from ragloop.service.conversations import Conversations
+from ragloop.service.common import resolve_conversation
 from ragloop.service.state import AppState
-
-#: DocsGPT cuts source texts to this many characters in ``source`` events.
-SOURCE_PREVIEW_CHARS = 100
-
-
-async def read_json(request: Request) -> dict[str, Any]:
-    """The body as a JSON object; InvalidInputError when it is not one."""
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise InvalidInputError("the body must be a JSON object")
-    return body
-
-
-def authenticate(state: AppState, request: Request, key: object = None) -> str | None:
-    """The client's key id from ``api_key`` (body or query) or the headers; AuthError if bad.
-
-    As in the native API, everything is open while no key is configured.
-    """
-    presented = key if isinstance(key, str) and key.strip() else presented_key(request)
-    return check_client(state, presented.strip() if presented else None)
 
 
 def int_field(body: dict[str, Any], name: str, default: int | None = None) -> int | None:
@@ -115,24 +86,6 @@ def parse_history(raw: object) -> list[Turn]:
     return turns[-MAX_HISTORY_TURNS:]
 
 
-def resolve_conversation(
-    state: AppState, raw_id: object, history: list[Turn], client: str | None
-) -> tuple[str, list[Turn]]:
-    """The conversation id and its prior turns.
-
-    A known ``conversation_id`` continues that conversation: its turns come from the query log
-    and ``history`` is ignored (as in DocsGPT). No id, or one not seen before, starts a new
-    conversation whose history is the given one.
-    """
-    if raw_id is None or raw_id == "" or raw_id == "None":
-        return Conversations.new_id(), history
-    if not isinstance(raw_id, str):
-        raise InvalidInputError("conversation_id must be a string")
-    cid = Conversations.check_id(raw_id)
-    stored = Conversations(state.querylog.engine).turns(cid, client, last=MAX_HISTORY_TURNS)
-    return cid, stored or history
-
-
 def build_query(
     state: AppState,
     body: dict[str, Any],
@@ -145,31 +98,6 @@ def build_query(
     given = parse_history(body.get("history")) if history is None else history
     cid, turns = resolve_conversation(state, body.get("conversation_id"), given, client)
     return QueryRequest(question=question, k=k, history=turns, conversation_id=cid, client=client)
-
-
-def filename_of(source: str) -> str:
-    """The last path segment of a source (a path, a URL or ``corpus.jsonl#id``)."""
-    return PurePosixPath(source.replace("\\", "/")).name or source
-
-
-def source_item(c: Context, preview: bool = True) -> dict[str, Any]:
-    """A source as DocsGPT labels it; ``preview`` cuts a long text the way its ``/stream`` does."""
-    text = c.text
-    if preview and len(text) > SOURCE_PREVIEW_CHARS:
-        text = text[:SOURCE_PREVIEW_CHARS].strip() + "..."
-    filename = filename_of(c.source)
-    return {
-        "text": text,
-        "title": c.title or filename,
-        "source": c.source or filename,
-        "filename": filename,
-        "score": round(c.score, 6),
-    }
-
-
-def sse(data: dict[str, Any]) -> str:
-    """One event in the framing DocsGPT's widget parses: a ``data:`` line only."""
-    return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 def answer_error(exc: RagloopError) -> JSONResponse:

@@ -19,9 +19,9 @@ from starlette.exceptions import HTTPException
 from ragloop.core.errors import InvalidInputError, RagloopError
 from ragloop.core.storage.jobs import Job
 from ragloop.ingest.loaders import file_document_id
-from ragloop.service.docsgpt.shapes import authenticate, user_error
+from ragloop.service.common import authenticate, stage_uploads
+from ragloop.service.docsgpt.shapes import user_error
 from ragloop.service.ingest_jobs import safe_filename
-from ragloop.service.native.documents import stage_uploads
 from ragloop.service.state import AppState, get_state
 
 router = APIRouter(tags=["docsgpt"])

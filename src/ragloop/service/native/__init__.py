@@ -1,1 +1,1 @@
-"""The native HTTP API: query, documents, misses, retraining and models, health."""
+"""The native HTTP API: query, documents, health, and every ``/admin`` route (admin.py)."""

@@ -2,57 +2,21 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from ragloop.core.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
-from ragloop.core.storage.jobs import Job
+from ragloop.core.errors import NotFoundError
 from ragloop.service.auth import require_client
-from ragloop.service.ingest_jobs import safe_filename
+from ragloop.service.common import job_out, stage_uploads
 from ragloop.service.schemas import DeletedOut, DocumentList, DocumentOut, ErrorOut, JobOut
-from ragloop.service.state import AppState, get_state
+from ragloop.service.state import get_state
 
 router = APIRouter(tags=["documents"], dependencies=[Depends(require_client)])
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 404, 413, 415, 422)
 }
-
-
-def job_out(job: Job) -> JobOut:
-    """A job row as the API shows it."""
-    return JobOut(**job.to_dict())
-
-
-async def stage_uploads(state: AppState, files: list[UploadFile]) -> tuple[Path, list[str]]:
-    """Check and write an upload to a staging folder, enforcing limits while streaming."""
-    runner = state.ingest
-    named = [(f.filename or "upload", f.size or 0) for f in files]
-    runner.check_upload(named)
-    staging_root = state.settings.uploads_dir / ".staging"
-    staging_root.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(dir=staging_root))
-    names: list[str] = []
-    limit = state.settings.max_file_bytes
-    for f in files:
-        name = safe_filename(f.filename or "upload")
-        if name in names:
-            raise InvalidInputError(f"the upload names {name} twice")
-        written = 0
-        with (staged / name).open("wb") as out:
-            while chunk := await f.read(1 << 20):
-                written += len(chunk)
-                if written > limit:
-                    raise PayloadTooLargeError(
-                        f"{f.filename} is over the {state.settings.max_file_mb:g} MB limit "
-                        "(RAGLOOP_MAX_FILE_MB)"
-                    )
-                out.write(chunk)
-        names.append(name)
-    return staged, names
 
 
 @router.post("/v1/documents", status_code=202, response_model=JobOut, responses=ERRORS)

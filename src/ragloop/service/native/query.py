@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,6 +14,7 @@ from ragloop.core.errors import InvalidInputError
 from ragloop.core.generators.base import Context
 from ragloop.core.retriever import best_chunk
 from ragloop.service.auth import require_client
+from ragloop.service.common import record_metrics, sse_event
 from ragloop.service.schemas import ErrorOut, FeedbackIn, FeedbackOut, QueryIn, QueryOut, SourceOut
 from ragloop.service.state import AppState, get_state
 
@@ -65,13 +65,6 @@ def build_request(state: AppState, body: QueryIn, request: Request) -> QueryRequ
     )
 
 
-def record_metrics(state: AppState, o: QueryOutcome) -> None:
-    """Count a query and its miss reasons."""
-    state.metrics.queries.labels(o.generator).inc()
-    for reason in o.miss_reasons:
-        state.metrics.misses.labels(reason).inc()
-
-
 @router.post("/v1/query", response_model=QueryOut, responses=ERRORS)
 async def query(body: QueryIn, request: Request) -> QueryOut:
     """Answer a question from the documents, citing numbered sources."""
@@ -80,11 +73,6 @@ async def query(body: QueryIn, request: Request) -> QueryOut:
     outcome = await run_in_threadpool(state.answerer.answer, req)
     record_metrics(state, outcome)
     return outcome_out(outcome)
-
-
-def sse(event: str, data: dict[str, Any]) -> str:
-    """One server-sent event."""
-    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 @router.post(
@@ -102,7 +90,7 @@ async def query_stream(body: QueryIn, request: Request) -> StreamingResponse:
         try:
             for ev in state.answerer.stream(req):
                 if ev["event"] == "sources":
-                    yield sse(
+                    yield sse_event(
                         "sources",
                         {
                             "sources": [source_out(c).model_dump() for c in ev["sources"]],
@@ -110,14 +98,14 @@ async def query_stream(body: QueryIn, request: Request) -> StreamingResponse:
                         },
                     )
                 elif ev["event"] == "delta":
-                    yield sse("delta", {"text": ev["text"]})
+                    yield sse_event("delta", {"text": ev["text"]})
                 else:
                     o: QueryOutcome = ev["outcome"]
                     record_metrics(state, o)
                     end = outcome_out(o).model_dump(exclude={"sources", "answer"})
-                    yield sse("end", end)
+                    yield sse_event("end", end)
         except Exception as exc:  # headers are sent: report in-band
-            yield sse("error", {"error": {"code": "internal_error", "message": str(exc)}})
+            yield sse_event("error", {"error": {"code": "internal_error", "message": str(exc)}})
 
     return StreamingResponse(events(), media_type="text/event-stream")
 

@@ -9,22 +9,26 @@ Authentication is ``Authorization: Bearer <ragloop API key>``.
 
 from __future__ import annotations
 
-import json
-import logging
 import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ragloop.core.answering import QueryOutcome, QueryRequest
 from ragloop.core.errors import RagloopError
 from ragloop.service.auth import check_client, presented_key
-from ragloop.service.docsgpt.shapes import resolve_conversation, source_item
-from ragloop.service.native.query import record_metrics
+from ragloop.service.common import (
+    event_stream,
+    record_metrics,
+    resolve_conversation,
+    source_item,
+    sse_data,
+    stream_error_message,
+)
 from ragloop.service.openai_api.shapes import (
     CHAT_MODEL,
     ChatBody,
@@ -35,7 +39,6 @@ from ragloop.service.openai_api.shapes import (
 )
 from ragloop.service.state import AppState, get_state
 
-log = logging.getLogger("ragloop.service")
 router = APIRouter(tags=["openai"])
 
 
@@ -108,7 +111,7 @@ class _Chunks:
             "model": CHAT_MODEL,
             "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         }
-        return _data(chunk | extra)
+        return sse_data(chunk | extra)
 
     def usage(self, counts: dict[str, int]) -> str:
         chunk = {
@@ -119,11 +122,7 @@ class _Chunks:
             "choices": [],
             "usage": counts,
         }
-        return _data(chunk)
-
-
-def _data(payload: dict[str, Any]) -> str:
-    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+        return sse_data(chunk)
 
 
 def _stream(state: AppState, req: QueryRequest, include_usage: bool) -> Iterator[str]:
@@ -145,12 +144,8 @@ def _stream(state: AppState, req: QueryRequest, include_usage: bool) -> Iterator
                 if include_usage:
                     yield chunks.usage(count_usage(state, req, o))
     except Exception as exc:  # headers are sent: report in-band, as OpenAI's API does
-        if isinstance(exc, RagloopError):
-            message = exc.message
-        else:
-            log.exception("/v1/chat/completions stream failed")
-            message = f"internal error ({exc.__class__.__name__}); see the server log"
-        yield _data({"error": {"message": message, "type": "server_error", "code": None}})
+        message = stream_error_message(exc, "/v1/chat/completions stream")
+        yield sse_data({"error": {"message": message, "type": "server_error", "code": None}})
     yield "data: [DONE]\n\n"
 
 
@@ -163,11 +158,7 @@ async def chat_completions(request: Request) -> Response:
         body = await parse_body(request, ChatBody)
         req = await run_in_threadpool(_chat_request, state, body, client)
         if body.stream:
-            return StreamingResponse(
-                _stream(state, req, body.include_usage),
-                media_type="text/event-stream",
-                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-            )
+            return event_stream(_stream(state, req, body.include_usage))
         return JSONResponse(await run_in_threadpool(_completion, state, req))
     except RagloopError as exc:
         return error_response(exc)

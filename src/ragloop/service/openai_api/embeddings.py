@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ragloop.core.errors import InvalidInputError, PayloadTooLargeError, RagloopError
 from ragloop.service.auth import check_client, presented_key
-from ragloop.service.docsgpt.shapes import read_json
+from ragloop.service.common import read_json
 from ragloop.service.openai_api.shapes import error_response, validate_body
 from ragloop.service.state import AppState, get_state
 

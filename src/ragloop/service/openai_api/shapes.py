@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ragloop.core.errors import AuthError, InvalidInputError, RagloopError
 from ragloop.core.generators.base import Turn
-from ragloop.service.docsgpt.shapes import read_json
+from ragloop.service.common import read_json
 
 M = TypeVar("M", bound=BaseModel)
 
