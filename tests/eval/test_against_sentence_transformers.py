@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from ragloop.core.embedding.base import Embedder, EmbedderOptions, default_registry
+from ragloop.core.embedding.base import Embedder, EmbedderOptions
+from ragloop.core.embedding.registry import default_registry
 from ragloop.eval.datasets import BeirDataset, load_beir
 from ragloop.eval.model_mode import evaluate_model
 from tests.eval.beir_fixture import write_beir

@@ -32,7 +32,9 @@ def test_single_chunk_documents_score_as_in_model_mode(
     Ingestor(fake_runtime).ingest([root / "corpus.jsonl"])
     ds = load_beir(root)
     dim = fake_embedder.dimension
-    service = ServiceModeEvaluator(ds, fake_runtime, dims=[dim, 12]).evaluate("active")
+    # Dense retrieval is what model mode measures (hybrid adds BM25: see the modes test).
+    evaluator = ServiceModeEvaluator(ds, fake_runtime, retrieval="dense", dims=[dim, 12])
+    service = evaluator.evaluate("active")
     model = evaluate_model(fake_embedder, ds, dims=[dim, 12])
     assert service.mode == "service" and service.model == "active"
     for d in (dim, 12):
@@ -84,3 +86,36 @@ def test_a_stored_version_can_be_named_and_an_unknown_one_is_not_found(
     )
     with pytest.raises(NotFoundError, match="unknown model version 'v9'"):
         evaluate_service(fake_runtime, ds, version="v9")
+
+
+def test_dense_lexical_and_hybrid_side_by_side(tmp_path: Path, fake_runtime: Runtime) -> None:
+    from ragloop.eval.report import EvalRun, write_outputs
+
+    # "kraken" is no keyword of the fake embedder: only BM25 can find d-kraken for q1 (every
+    # cosine is 0, a tie in any order); q2 is found first by both sides.
+    corpus = [
+        {"_id": "d-kraken", "title": "", "text": "the kraken and a whale in the ocean"},
+        {"_id": "d-whale", "title": "", "text": "whale whale coral"},
+        {"_id": "d-bread", "title": "", "text": "banana bread flour"},
+    ]
+    queries = [{"_id": "q1", "text": "kraken"}, {"_id": "q2", "text": "whale coral"}]
+    qrels = {"test": [("q1", "d-kraken", 1), ("q2", "d-whale", 1)]}
+    root = write_beir(tmp_path / "kr", corpus, queries, qrels)
+    Ingestor(fake_runtime).ingest([root / "corpus.jsonl"])
+    evaluator = ServiceModeEvaluator(load_beir(root), fake_runtime, ks=(1, 10))
+    reports = [evaluator.evaluate_mode("active", m) for m in ("dense", "lexical", "hybrid")]
+    assert [r.retrieval for r in reports] == ["dense", "lexical", "hybrid"]
+    assert reports[1].metrics["ndcg@1"] == reports[2].metrics["ndcg@1"] == 1.0
+    assert reports[0].primary <= reports[2].primary
+    assert reports[2].info["fusion"] == {
+        "method": "rrf",
+        "rrf_k": 60,
+        "dense_weight": 0.5,
+        "depth": 50,
+    }
+    run = EvalRun("kr", str(root), "test", "service", reports)
+    md = run.to_markdown()
+    assert "| model | dense | lexical | hybrid |" in md
+    assert f"| active (fake-keyword) | {reports[0].primary:.4f} | 1.0000 | 1.0000 |" in md
+    files = write_outputs(run, tmp_path / "out")
+    assert Path(files["plot_retrieval"]).stat().st_size > 0

@@ -50,16 +50,17 @@ def test_each_judgement_becomes_a_pair_with_the_documents_best_chunk(
     chunks = fake_runtime.catalog.chunks_of("L")
     assert len(chunks) >= 3, "the long document must span several chunks"
     log = QueryLog(fake_runtime.catalog.engine)
-    seen: list[tuple[int, int]] = []
+    seen: list[tuple[str, int, int]] = []
 
     report = import_beir_pairs(
-        fake_runtime, log, load_beir(root, "train"), lambda d, t: seen.append((d, t))
+        fake_runtime, log, load_beir(root, "train"), lambda *report: seen.append(report)
     )
 
     assert (report.questions, report.judgements, report.pairs_added) == (3, 3, 2)
     assert report.unknown_documents == 1 and report.unknown_examples == ["X"]
     assert report.questions_without_pairs == 1
-    assert seen[-1] == (3, 3)
+    assert seen[0] == ("importing questions", 0, 3)
+    assert seen[-1] == ("importing questions", 3, 3)
     pairs = {p["question"]: p for p in log.pairs("import")}
     assert set(pairs) == {"where does lava come from", "what cured scurvy"}
     lava_chunk = fake_runtime.catalog.get_chunks([pairs["where does lava come from"]["chunk_id"]])

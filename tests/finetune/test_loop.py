@@ -65,8 +65,14 @@ def loop_client(tmp_path: Path):  # type: ignore[no-untyped-def]
     with corpus.open("w") as fh:
         for k, text in TOPICS.items():
             fh.write(json.dumps({"_id": k, "title": k, "text": text}) + "\n")
+    # Dense retrieval: _consistent checks each source's score is its cosine under the
+    # reported version (in hybrid mode the score is the fused one).
     settings = Settings(
-        data_dir=tmp_path / "data", generator="extractive", admin_token="t", keep_versions=2
+        data_dir=tmp_path / "data",
+        generator="extractive",
+        admin_token="t",
+        keep_versions=2,
+        retrieval="dense",
     )
     with TestClient(create_app(settings)) as client:
         files = [("files", ("corpus.jsonl", corpus.read_bytes()))]
@@ -113,6 +119,7 @@ def test_promotion_hot_swap_and_rollback(loop_client) -> None:  # type: ignore[n
         "batch_size": 4,
         "learning_rate": 1e-4,
         "gate_dataset": str(gate),
+        "min_gate_questions": 1,  # a 4-question set, named by the admin
         "margin": 0.0,
     }
     job = client.post("/admin/retrain", json=options, headers=ADMIN)
@@ -156,6 +163,7 @@ def test_wrong_pairs_are_rejected_and_bad_requests_change_nothing(loop_client) -
         "learning_rate": 3e-4,
         "shuffle_positives": True,
         "gate_dataset": str(gate),
+        "min_gate_questions": 1,  # a 4-question set, named by the admin
         "margin": 0.01,
     }
     done = _wait(client, client.post("/admin/retrain", json=options, headers=ADMIN).json()["id"])
@@ -193,6 +201,7 @@ def test_query_only_adapter_promotes_without_re_embedding(loop_client) -> None: 
         "query_only": True,
         "epochs": 5,
         "gate_dataset": str(gate),
+        "min_gate_questions": 1,  # a 4-question set, named by the admin
         "margin": 0.0,
     }
     done = _wait(client, client.post("/admin/retrain", json=options, headers=ADMIN).json()["id"])

@@ -1,6 +1,5 @@
 """Blue/green promotion is resumable after a crash and never activates a half-filled collection."""
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -14,6 +13,8 @@ from ragloop.core.storage.jobs import JobStore
 from ragloop.core.storage.querylog import QueryLog
 from ragloop.core.storage.vectors import collection_name
 from ragloop.finetune import promote as promote_mod
+from ragloop.finetune.jobspec import CorpusRow, JobFiles, JobSpec
+from ragloop.finetune.options import RetrainOptions
 from ragloop.finetune.retrain import RetrainManager
 from ragloop.ingest.pipeline import Ingestor
 from tests.ingest.samples import write_corpus
@@ -23,14 +24,22 @@ def _candidate(rt: Runtime, job_dir: Path) -> ModelVersion:
     """A candidate version whose vectors (the base model's, scaled) sit in a job dir."""
     corpus = [c for b in rt.catalog.iter_chunks() for c in b]
     job_dir.mkdir(parents=True)
-    with (job_dir / "corpus.jsonl").open("w") as fh:
-        for c in corpus:
-            fh.write(
-                json.dumps({"id": c.id, "doc": c.document_id, "text": c.embedding_input}) + "\n"
-            )
+    files = JobFiles(job_dir)
+    files.write_corpus(
+        CorpusRow(id=c.id, doc=c.document_id, text=c.embedding_input) for c in corpus
+    )
     vecs = rt.active_index().embedder.embed_documents([c.embedding_input for c in corpus])
-    np.save(job_dir / "candidate_vectors.npy", vecs)
-    (job_dir / "job.json").write_text(json.dumps({"version": "v2"}))
+    np.save(files.candidate_vectors, vecs)
+    files.write_spec(
+        JobSpec(
+            job_id=job_dir.name,
+            version="v2",
+            data_dir=str(rt.settings.data_dir),
+            current_version="base",
+            candidate_dir=str(rt.settings.models_dir / "v2"),
+            options=RetrainOptions(),
+        )
+    )
     mv = ModelVersion(
         "v2",
         "fake-keyword",

@@ -24,11 +24,11 @@ from ragloop.core.answering import Answerer, QueryOutcome, QueryRequest
 from ragloop.core.errors import InvalidInputError
 from ragloop.core.generators.base import Generator
 from ragloop.core.generators.registry import build_generator
+from ragloop.core.progress import ProgressFn
 from ragloop.core.runtime import Runtime
 from ragloop.core.storage.querylog import QueryLog, QueryRecord
 from ragloop.eval.answers import AnswerEvaluator, AnswerReport, normalize_answer
 from ragloop.eval.datasets import BeirDataset
-from ragloop.eval.model_mode import ProgressFn
 from ragloop.eval.service_mode import check_coverage
 
 _CITATION = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")

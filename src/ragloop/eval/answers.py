@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ragloop.core.progress import ProgressFn
 from ragloop.eval.datasets import BeirDataset
-from ragloop.eval.model_mode import ProgressFn
 
 AnswerFn = Callable[[str], tuple[str, list[str]]]
 

@@ -8,12 +8,12 @@ queries are only counted and warned about, as BEIR's tooling does.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ragloop.core.beir_corpus import corpus_lines, json_lines
 from ragloop.core.errors import InvalidInputError
 from ragloop.core.records import embedding_input
 
@@ -83,13 +83,9 @@ def _require(path: Path) -> Path:
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     with path.open(encoding="utf-8-sig") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from None
+        for lineno, obj in json_lines(fh):
+            if isinstance(obj, InvalidInputError):
+                raise InvalidInputError(f"{path}:{lineno}: {obj.message}")
             if not isinstance(obj, dict):
                 raise InvalidInputError(f"{path}:{lineno}: expected a JSON object")
             yield lineno, obj
@@ -109,15 +105,19 @@ def _record_id(path: Path, lineno: int, obj: dict[str, Any], seen: dict[str, int
 
 
 def load_corpus(path: Path) -> dict[str, Document]:
-    """Documents by id from a BEIR ``corpus.jsonl``, in file order."""
+    """Documents by id from a BEIR ``corpus.jsonl``, in file order.
+
+    Lines are parsed by ``core.beir_corpus``, as ingest parses a corpus file; any bad line or a
+    repeated id refuses the dataset, naming the file and line.
+    """
     out: dict[str, Document] = {}
     seen: dict[str, int] = {}
-    for lineno, obj in _jsonl(_require(path)):
-        doc_id = _record_id(path, lineno, obj, seen)
-        title, text = obj.get("title") or "", obj.get("text") or ""
-        if not isinstance(title, str) or not isinstance(text, str):
-            raise InvalidInputError(f"{path}:{lineno}: title and text must be strings")
-        out[doc_id] = Document(doc_id, title, text)
+    with _require(path).open(encoding="utf-8-sig") as fh:
+        for lineno, parsed in corpus_lines(fh):
+            if isinstance(parsed, InvalidInputError):
+                raise InvalidInputError(f"{path}:{lineno}: {parsed.message}")
+            doc_id = _record_id(path, lineno, {"_id": parsed.id}, seen)
+            out[doc_id] = Document(doc_id, parsed.title, parsed.text)
     if not out:
         raise InvalidInputError(f"{path} holds no documents")
     return out

@@ -12,17 +12,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ragloop.core.embedding import base as embedders
+from ragloop.core.embedding import registry as embedders
 from ragloop.core.embedding.base import Embedder, EmbedderOptions, EmbedderRegistry
 from ragloop.core.errors import ModelUnavailableError, NotFoundError
+from ragloop.core.fusion import RetrievalMode
+from ragloop.core.progress import ProgressFn
 from ragloop.core.records import ModelVersion
 from ragloop.core.runtime import ModelLoader, Runtime
 from ragloop.core.settings import Settings
 from ragloop.core.storage.catalog import Catalog
 from ragloop.eval.datasets import BeirDataset
-from ragloop.eval.metrics import DEFAULT_KS
-from ragloop.eval.model_mode import ProgressFn, evaluate_model
-from ragloop.eval.report import PRIMARY_METRIC, RetrievalReport
+from ragloop.eval.metrics import DEFAULT_KS, PRIMARY_METRIC
+from ragloop.eval.model_mode import evaluate_model
+from ragloop.eval.report import RetrievalReport
 from ragloop.eval.service_mode import evaluate_service
 
 
@@ -93,12 +95,24 @@ class ModelModeEvaluator(RetrievalEvaluator):
 class ServiceModeEvaluator(RetrievalEvaluator):
     """The live retriever over the ingested data dir, chunks mapped back to documents."""
 
-    def __init__(self, dataset: BeirDataset, runtime: Runtime, **options: Any) -> None:
+    def __init__(
+        self,
+        dataset: BeirDataset,
+        runtime: Runtime,
+        retrieval: RetrievalMode | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(dataset, **options)
         self.runtime = runtime
+        self.retrieval = retrieval
 
     def evaluate(self, model: str) -> RetrievalReport:
-        """Score ``active`` or a stored model version through the retriever."""
+        """Score ``active`` or a stored model version through the retriever (in this
+        evaluator's retrieval mode; default ``RAGLOOP_RETRIEVAL``)."""
+        return self.evaluate_mode(model, self.retrieval)
+
+    def evaluate_mode(self, model: str, retrieval: RetrievalMode | None) -> RetrievalReport:
+        """Score a model with dense, lexical or hybrid retrieval (None: the setting's)."""
         return evaluate_service(
             self.runtime,
             self.dataset,
@@ -108,6 +122,7 @@ class ServiceModeEvaluator(RetrievalEvaluator):
             batch_size=self.batch_size,
             label=model,
             progress=self.progress,
+            retrieval=retrieval,
         )
 
 

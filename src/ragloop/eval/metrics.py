@@ -26,6 +26,8 @@ Run = Mapping[str, Sequence[str]]
 
 METRICS = ("ndcg", "mrr", "map", "recall", "precision", "accuracy")
 DEFAULT_KS = (1, 3, 5, 10, 100)
+#: The metric reports compare models by and the promotion gate decides on.
+PRIMARY_METRIC = "ndcg@10"
 
 
 def _top(ranked: Sequence[str], k: int) -> list[str]:

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PRIMARY_METRIC = "ndcg@10"
+from ragloop.eval.metrics import PRIMARY_METRIC
+
 #: Columns of the summary table, in order.
 SUMMARY = ("ndcg@10", "mrr@10", "map@10", "recall@10", "recall@100", "precision@10", "accuracy@1")
 
@@ -32,6 +33,8 @@ class RetrievalReport:
     seconds: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     primary_metric: str = PRIMARY_METRIC
+    #: Service mode: dense, lexical or hybrid retrieval; None in model mode (dense, exact).
+    retrieval: str | None = None
 
     @property
     def top_dim(self) -> int:
@@ -54,6 +57,7 @@ class RetrievalReport:
             "model": self.model,
             "model_id": self.model_id,
             "mode": self.mode,
+            "retrieval": self.retrieval,
             "dimension": self.dimension,
             "primary": {"metric": self.primary_metric, "value": self.primary, "dim": self.top_dim},
             "metrics": self.metrics,
@@ -121,8 +125,10 @@ class EvalRun:
                 cells = [_name(r)] + ([str(dim)] if multi_dim else [])
                 cells += [f"{r.by_dim[dim].get(m, float('nan')):.4f}" for m in SUMMARY]
                 lines.append("| " + " | ".join(cells) + " |")
+        lines += _retrieval_table(self.reports)
         for r in self.reports:
-            lines += ["", f"## {r.model} ({r.model_id}), dim {r.top_dim}", ""]
+            how = f", {r.retrieval} retrieval" if r.retrieval else ""
+            lines += ["", f"## {r.model} ({r.model_id}), dim {r.top_dim}{how}", ""]
             lines += _full_table(r.metrics)
         if self.warnings:
             lines += ["", "## Warnings", ""] + [f"- {w}" for w in self.warnings]
@@ -131,9 +137,29 @@ class EvalRun:
 
 def _name(report: RetrievalReport) -> str:
     # "active" or a version id alone does not say which weights were measured.
-    if report.model_id in ("", report.model):
-        return report.model
-    return f"{report.model} ({Path(report.model_id).name or report.model_id})"
+    name = report.model
+    if report.model_id not in ("", report.model):
+        name += f" ({Path(report.model_id).name or report.model_id})"
+    return f"{name} [{report.retrieval}]" if report.retrieval else name
+
+
+def _retrieval_table(reports: list[RetrievalReport]) -> list[str]:
+    """The primary metric per model (rows) and retrieval mode (columns), when several modes
+    were scored: dense, lexical and hybrid side by side."""
+    modes = list(dict.fromkeys(r.retrieval for r in reports if r.retrieval))
+    if len(modes) < 2:
+        return []
+    models = list(dict.fromkeys((r.model, r.model_id) for r in reports))
+    value = {(r.model, r.model_id, r.retrieval): r.primary for r in reports}
+    lines = ["", f"## {PRIMARY_METRIC} by retrieval mode", ""]
+    lines += ["| model | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
+    for model, model_id in models:
+        cells = [value.get((model, model_id, m)) for m in modes]
+        label = model if model_id in ("", model) else f"{model} ({Path(model_id).name})"
+        lines.append(
+            f"| {label} | " + " | ".join("" if v is None else f"{v:.4f}" for v in cells) + " |"
+        )
+    return lines
 
 
 def _full_table(metrics: dict[str, float]) -> list[str]:

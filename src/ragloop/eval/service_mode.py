@@ -16,14 +16,22 @@ import time
 from collections.abc import Sequence
 
 from ragloop.core.errors import InvalidInputError
+from ragloop.core.fusion import RetrievalMode
+from ragloop.core.progress import ProgressFn
 from ragloop.core.records import ChunkRecord
 from ragloop.core.retriever import MAX_K, search
 from ragloop.core.runtime import ActiveIndex, Runtime
 from ragloop.eval.datasets import BeirDataset
 from ragloop.eval.metrics import DEFAULT_KS, evaluate_run
-from ragloop.eval.model_mode import ProgressFn, embed_in_batches
+from ragloop.eval.model_mode import embed_in_batches
 from ragloop.eval.report import RetrievalReport
 from ragloop.eval.search import ExactIndex, best_per_document, truncate
+
+_LIVE = {
+    "dense": "live retriever (Chroma HNSW)",
+    "lexical": "live retriever (FTS5 BM25)",
+    "hybrid": "live retriever (Chroma HNSW + FTS5 BM25, fused)",
+}
 
 
 def index_for(runtime: Runtime, version: str | None) -> ActiveIndex:
@@ -36,7 +44,8 @@ def index_for(runtime: Runtime, version: str | None) -> ActiveIndex:
             f"model version {mv.version!r} has no vectors in {mv.collection}; "
             "service mode needs a version whose collection was built"
         )
-    return ActiveIndex(mv, runtime.embedder_for(mv.model_ref))
+    # Loaded as the service loads it: query adapter, fusion recipe and all.
+    return runtime.index_for(mv)
 
 
 def check_coverage(
@@ -82,20 +91,26 @@ def evaluate_service(
     batch_size: int = 64,
     label: str | None = None,
     progress: ProgressFn | None = None,
+    retrieval: RetrievalMode | None = None,
 ) -> RetrievalReport:
     """Score the service's retrieval (``core.retriever.search``) on ``dataset``'s queries.
 
     ``version`` is ``None``/``"active"`` or a stored model version id. The full dimension goes
     through the live retriever (Chroma); each smaller entry of ``dims`` is scored by exact
-    search over the ingested chunks re-embedded with the same model and truncated.
+    search over the ingested chunks re-embedded with the same model and truncated (dense
+    retrieval only). ``retrieval`` is dense, lexical or hybrid (default: the index's,
+    ``RAGLOOP_RETRIEVAL``); hybrid fuses with the version's own recipe.
     """
     t0 = time.perf_counter()
     warnings = check_coverage(runtime, dataset)
     index = index_for(runtime, version)
+    retrieval = retrieval or index.retrieval
     full = index.embedder.dimension
     wanted = sorted(set(dims or [full]), reverse=True)
     if any(not 1 <= d <= full for d in wanted):
         raise InvalidInputError(f"--dims must lie in 1..{full} for {index.version.model_ref}")
+    if retrieval != "dense":
+        wanted = [full]  # truncated dimensions are exact dense search: no lexical side
     query_ids = list(dataset.queries)
     depth = max(ks)
     by_dim: dict[int, dict[str, float]] = {}
@@ -104,7 +119,12 @@ def evaluate_service(
         run: dict[str, list[str]] = {}
         for n, qid in enumerate(query_ids, start=1):
             hits = search(
-                index, runtime.store, runtime.catalog, dataset.queries[qid].text, k_chunks
+                index,
+                runtime.store,
+                runtime.catalog,
+                dataset.queries[qid].text,
+                k_chunks,
+                mode=retrieval,
             )
             ranking = best_per_document((h.chunk.document_id, h.score) for h in hits)
             run[qid] = [d for d, _ in ranking[:depth]]
@@ -149,9 +169,10 @@ def evaluate_service(
         "collection": index.collection,
         "chunks": counts["chunks"],
         "k_chunks": k_chunks,
+        "retrieval": retrieval,
+        "fusion": index.fusion.to_dict() if retrieval == "hybrid" else None,
         "index_by_dim": {
-            str(d): "live retriever (Chroma HNSW)" if d == full else "exact, re-embedded chunks"
-            for d in wanted
+            str(d): _LIVE[retrieval] if d == full else "exact, re-embedded chunks" for d in wanted
         },
         "bf16": getattr(index.embedder, "use_bf16", None),
         "warnings": warnings,
@@ -174,4 +195,5 @@ def evaluate_service(
         by_dim=by_dim,
         seconds={"live": t_live - t0, "truncated": t_end - t_live, "total": t_end - t0},
         info=info,
+        retrieval=retrieval,
     )

@@ -1,6 +1,7 @@
 """The promotion gate: candidate and current model scored the same way on held-out questions
-(or an admin-named BEIR dataset); only a win by the configured margin promotes, and on held-out
-questions only a win that is not noise.
+(or an admin-named BEIR dataset), each with its own fusion recipe; only a win by the configured
+margin promotes, on held-out questions only a win that is not noise, only on enough questions
+(``min_gate_questions``), and only when the candidate forgot nothing (``forgetting``).
 
 A few dozen held-out questions move by a few points of nDCG when a model changes at all: a
 retrain on deliberately shuffled pairs once passed a margin-only gate (+0.028 on 60 questions).
@@ -16,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from ragloop.eval.metrics import evaluate_run, per_query
+from ragloop.eval.metrics import DEFAULT_KS, PRIMARY_METRIC, evaluate_run, per_query
 from ragloop.eval.search import ExactIndex, best_per_document
+from ragloop.finetune.forgetting import ForgettingCheck
 
-PRIMARY = "ndcg@10"
-KS = (1, 3, 5, 10, 100)
+KS = DEFAULT_KS
 CONFIDENCE = 0.95
 BOOTSTRAP_ROUNDS = 2000
 
@@ -41,6 +42,19 @@ class GateResult:
     #: Lower end of the one-sided bootstrap interval of the mean per-question gain (held-out
     #: pairs only; None when per-question scores were not available).
     delta_lower_bound: float | None = None
+    #: The fewest questions a decision may rest on (0: no minimum).
+    min_questions: int = 0
+    #: dense, or hybrid (fused with each model's recipe), as serving retrieves.
+    retrieval: str = "dense"
+    #: The current version's stored recipe and the candidate's tuned one (None: no fusion).
+    current_recipe: dict[str, Any] | None = None
+    candidate_recipe: dict[str, Any] | None = None
+    #: The candidate's primary metric under each recipe of the tuning grid (in-sample).
+    recipes: dict[str, float] | None = None
+    #: The no-forgetting check (``forgetting.ForgettingCheck.to_dict``).
+    forgetting: dict[str, Any] | None = None
+    #: Where the gate questions came from (labelled held-out, headings/titles, LLM...).
+    question_origins: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -68,8 +82,11 @@ def score_with_per_query(
 ) -> tuple[dict[str, float], list[float]]:
     """``score_chunks``'s metrics plus the primary metric of each question, from one search."""
     run, qrels = _run(chunk_ids, chunk_docs, chunk_vecs, query_vecs, gold_docs)
-    scores = per_query(run, qrels, (10,), ("ndcg",))
-    primary = [scores[str(i)][PRIMARY] if str(i) in scores else 0.0 for i in range(len(gold_docs))]
+    name, k = PRIMARY_METRIC.split("@")
+    scores = per_query(run, qrels, (int(k),), (name,))
+    primary = [
+        scores[str(i)][PRIMARY_METRIC] if str(i) in scores else 0.0 for i in range(len(gold_docs))
+    ]
     return evaluate_run(run, qrels, KS), primary
 
 
@@ -108,28 +125,45 @@ def decide(
     candidate: dict[str, float],
     margin: float,
     per_query_deltas: Sequence[float] | None = None,
+    *,
+    min_questions: int = 0,
+    forgetting: ForgettingCheck | None = None,
+    shortfall: str | None = None,
 ) -> GateResult:
-    """Promote only when the candidate beats the current model by at least ``margin`` and,
-    given per-question differences, when their bootstrap lower bound is above zero."""
-    delta = candidate[PRIMARY] - current[PRIMARY]
+    """Promote only when there are at least ``min_questions`` questions, the candidate beats
+    the current model by at least ``margin``, given per-question differences their bootstrap
+    lower bound is above zero, and the no-forgetting check passed. ``shortfall`` is what the
+    reason says when there are too few questions (what is missing)."""
+    metric = PRIMARY_METRIC
+    delta = candidate[metric] - current[metric]
     lower = bootstrap_lower_bound(per_query_deltas) if per_query_deltas is not None else None
     if n_queries == 0:
-        promote, reason = False, "no held-out questions to judge the candidate on"
+        promote, reason = False, shortfall or "no held-out questions to judge the candidate on"
+    elif n_queries < min_questions:
+        promote, reason = (
+            False,
+            shortfall or (f"the gate needs {min_questions} questions and has {n_queries}"),
+        )
     elif delta < margin:
-        promote, reason = False, f"{PRIMARY} changed by {delta:+.4f}, below the margin {margin}"
+        promote, reason = False, f"{metric} changed by {delta:+.4f}, below the margin {margin}"
     elif lower is not None and lower <= 0:
         promote, reason = (
             False,
-            f"{PRIMARY} improved by {delta:+.4f} on {n_queries} questions, but that is within "
+            f"{metric} improved by {delta:+.4f} on {n_queries} questions, but that is within "
             f"noise (95% lower bound {lower:+.4f})",
+        )
+    elif forgetting is not None and not forgetting.passed:
+        promote, reason = (
+            False,
+            f"{metric} improved by {delta:+.4f}, but it forgot: {forgetting.detail}",
         )
     else:
         bound = f", 95% lower bound {lower:+.4f}" if lower is not None else ""
-        promote, reason = True, f"{PRIMARY} improved by {delta:+.4f} (margin {margin}{bound})"
+        promote, reason = True, f"{metric} improved by {delta:+.4f} (margin {margin}{bound})"
     return GateResult(
         gate_set,
         n_queries,
-        PRIMARY,
+        metric,
         current,
         candidate,
         round(delta, 6),
@@ -137,4 +171,6 @@ def decide(
         promote,
         reason,
         None if lower is None else round(lower, 6),
+        min_questions=min_questions,
+        forgetting=forgetting.to_dict() if forgetting is not None else None,
     )

@@ -11,18 +11,19 @@ report counts those as unknown.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from typing import Any
 
+from ragloop.core.progress import ProgressFn
 from ragloop.core.retriever import best_chunk
 from ragloop.core.runtime import Runtime
 from ragloop.core.storage.querylog import IMPORT_SOURCE, QueryLog
 from ragloop.eval.datasets import BeirDataset
 from ragloop.eval.model_mode import embed_in_batches
 
-ProgressFn = Callable[[int, int], None]
+#: The progress stage an import reports, per question.
+IMPORT_STAGE = "importing questions"
 
 
 @dataclass
@@ -58,6 +59,8 @@ def import_beir_pairs(
         qid: sorted(d for d, grade in dataset.qrels[qid].items() if grade > 0)
         for qid in dataset.queries
     }
+    if progress:  # the bar shows from the start, before the questions are encoded
+        progress(IMPORT_STAGE, 0, len(judged))
     all_docs = sorted({d for docs in judged.values() for d in docs})
     chunks_of = rt.catalog.chunk_ids_of(all_docs)
     unknown = [d for d in all_docs if not chunks_of[d]]
@@ -87,5 +90,5 @@ def import_beir_pairs(
         report.questions += 1
         report.questions_without_pairs += not added_any
         if progress and (report.questions % 200 == 0 or report.questions == len(judged)):
-            progress(report.questions, len(judged))
+            progress(IMPORT_STAGE, report.questions, len(judged))
     return report

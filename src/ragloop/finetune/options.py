@@ -55,6 +55,35 @@ class RetrainOptions(BaseModel):
     margin: float | None = Field(
         None, ge=0, le=1, description="Required nDCG@10 gain; default RAGLOOP_GATE_MARGIN."
     )
+    min_gate_questions: int = Field(
+        30,
+        ge=1,
+        le=10_000,
+        description="Fewest held-out questions a decision may rest on; below it the job ends "
+        "not promoted and says what is missing.",
+    )
+    tune_recipe: bool = Field(
+        True, description="Tune the candidate's fusion recipe on the gate questions."
+    )
+    general_dataset: str | None = Field(
+        None,
+        description="A BEIR folder scored for forgetting (default RAGLOOP_GATE_GENERAL_DATASET; "
+        "none: neighbour agreement with the base model on untrained chunks).",
+    )
+    general_split: str = "test"
+    general_max_queries: int = Field(
+        300, ge=10, le=100_000, description="General-set questions sampled for the gate."
+    )
+    max_general_drop: float = Field(
+        0.02, ge=0, le=1, description="Largest allowed nDCG@10 drop on the general set."
+    )
+    min_neighbour_agreement: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Without a general set: least top-10 neighbour agreement with the base "
+        "model on untrained chunks.",
+    )
     seed: int = 20261122
     shuffle_positives: bool = Field(
         False, description="Deliberately wrong pairs (positives shuffled), to test the gate."

@@ -8,7 +8,6 @@ collection as one unit.
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 from ragloop.core.errors import ConflictError
 from ragloop.core.records import ModelVersion
 from ragloop.core.runtime import ActiveIndex, Runtime
+from ragloop.finetune.jobspec import JobFiles
 from ragloop.ingest.pipeline import embed_sorted
 
 UPSERT_BATCH = 1000
@@ -40,8 +40,9 @@ class Promoter:
         (the half-filled collection is dropped; the active version is untouched).
         """
         if mv.info.get("kind") != "query_adapter":
-            corpus = [json.loads(x) for x in (job_dir / "corpus.jsonl").read_text().splitlines()]
-            vecs = np.load(job_dir / "candidate_vectors.npy", mmap_mode="r")
+            files = JobFiles(job_dir)
+            corpus = files.read_corpus()
+            vecs = np.load(files.candidate_vectors, mmap_mode="r")
             docs = self.rt.catalog.documents_by_ids(list({c["doc"] for c in corpus}))
             self.rt.store.ensure_collection(mv.collection)
             present = self.rt.store.ids(mv.collection)

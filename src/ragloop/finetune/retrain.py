@@ -17,24 +17,38 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ragloop.core.errors import ConflictError, InvalidInputError
+from ragloop.core.fusion import FusionRecipe
 from ragloop.core.generators.base import LLMGenerator
 from ragloop.core.records import ModelVersion
 from ragloop.core.runtime import Runtime
 from ragloop.core.storage.jobs import FINAL_STATES, Job, JobStore
 from ragloop.core.storage.querylog import LABELLED_SOURCES, QueryLog
 from ragloop.core.storage.vectors import collection_name
+from ragloop.finetune.jobspec import (
+    DONE,
+    EXIT_CANCELLED,
+    EXIT_OK,
+    PAIRS,
+    REEMBEDDING,
+    TRAINING,
+    CorpusRow,
+    HeldoutQuestion,
+    JobFiles,
+    JobSpec,
+    TrainRow,
+)
 from ragloop.finetune.options import RetrainOptions
-from ragloop.finetune.pairs import build_training_set, mask_span
+from ragloop.finetune.pairs import Pair, TrainingSet, build_training_set, mask_span
 from ragloop.finetune.promote import Promoter
 
 KIND = "retrain"
 ACTIVE_STATES = ("queued", "running", "evaluating", "re-embedding", "cancelling")
-EXIT_CANCELLED = 3
+#: Seconds a worker gets to stop by itself after a cancel before it is killed.
+CANCEL_GRACE_SECONDS = 20
 
 
 class RetrainManager:
@@ -76,13 +90,19 @@ class RetrainManager:
         return self.jobs.get(job.id)
 
     def _check(self, options: RetrainOptions) -> None:
-        if options.gate_dataset:
-            from ragloop.eval.datasets import load_beir
+        from ragloop.eval.datasets import load_beir
 
+        if options.gate_dataset:
             try:
                 load_beir(Path(options.gate_dataset), options.gate_split)
             except Exception as exc:
                 raise InvalidInputError(f"gate dataset does not load: {exc}") from None
+        general = options.general_dataset or self.rt.settings.gate_general_dataset
+        if general:
+            try:
+                load_beir(Path(general), options.general_split)
+            except Exception as exc:
+                raise InvalidInputError(f"general dataset does not load: {exc}") from None
         chunks = self.rt.catalog.counts()["chunks"]
         if chunks == 0:
             raise InvalidInputError("nothing to train on: the catalog has no documents yet")
@@ -107,96 +127,114 @@ class RetrainManager:
     def _cancelled(self, job_id: str) -> bool:
         return self.jobs.get(job_id).state == "cancelling"
 
+    def _job_files(self, job_id: str) -> JobFiles:
+        return JobFiles(self.rt.settings.data_dir / "jobs" / job_id)
+
     def _run(self, job_id: str, options: RetrainOptions) -> None:
-        job_dir = self.rt.settings.data_dir / "jobs" / job_id
+        files = self._job_files(job_id)
         try:
-            self.jobs.update(job_id, state="running", message="building training pairs")
-            job_dir.mkdir(parents=True, exist_ok=True)
+            self.jobs.update(job_id, state="running", message=PAIRS.name)
+            files.root.mkdir(parents=True, exist_ok=True)
             llm = self.llm() if {"pseudo", "synthetic"} & set(options.sources) else None
-            data = build_training_set(
-                self.rt,
-                self.log,
-                options,
-                llm,
-                lambda message, frac: self.jobs.update(job_id, message=message, progress=frac),
-            )
+
+            def pairs_progress(stage: str, done: int, total: int) -> None:
+                self.jobs.update(job_id, message=stage, progress=PAIRS.at(done, total))
+
+            data = build_training_set(self.rt, self.log, options, llm, pairs_progress)
             if not data.train:
                 raise InvalidInputError("no training pairs could be built from the enabled sources")
-            version = self._prepare(job_id, job_dir, options, data)
+            shortfall = data.manifest.get("gate_shortfall")
+            if shortfall:
+                # Nothing could be promoted on this evidence: say what is missing, train nothing.
+                self._too_few(job_id, data, options, str(shortfall))
+                return
+            version = self._prepare(job_id, files, options, data)
             self.jobs.update(
                 job_id,
-                message="training",
-                progress=0.1,
+                message=TRAINING.name,
+                progress=TRAINING.start,
                 result={"manifest": data.manifest, "version": version},
             )
-            code = EXIT_CANCELLED if self._cancelled(job_id) else self._train(job_id, job_dir)
+            code = EXIT_CANCELLED if self._cancelled(job_id) else self._train(job_id, files)
             if code == EXIT_CANCELLED or self._cancelled(job_id):
                 self.jobs.update(job_id, state="cancelled", message="cancelled")
                 return
-            if code != 0:
-                tail = (job_dir / "worker.log").read_text(errors="replace")[-2000:]
+            if code != EXIT_OK:
+                tail = files.log_tail()
                 raise RuntimeError(
                     f"training worker exited with {code}: {tail.strip().splitlines()[-1:] or ''}"
                 )
-            self._finish(job_id, job_dir)
+            self._finish(job_id, files)
         except Exception as exc:  # the job row must say what happened; the old model serves on
             self.jobs.update(job_id, state="failed", message=f"{exc.__class__.__name__}: {exc}")
 
-    def _prepare(self, job_id: str, job_dir: Path, options: RetrainOptions, data: Any) -> str:
+    def _too_few(
+        self, job_id: str, data: TrainingSet, options: RetrainOptions, reason: str
+    ) -> None:
+        gate = {
+            "gate_set": "held-out pairs",
+            "n_queries": len(data.heldout),
+            "min_questions": options.min_gate_questions,
+            "question_origins": data.manifest.get("gate_questions", {}),
+            "promote": False,
+            "reason": reason,
+        }
+        self.jobs.update(
+            job_id,
+            state="rejected",
+            progress=DONE,
+            message=reason,
+            result={"manifest": data.manifest, "gate": gate},
+        )
+
+    def _prepare(
+        self, job_id: str, files: JobFiles, options: RetrainOptions, data: TrainingSet
+    ) -> str:
         index = self.rt.active_index()
         version = time.strftime("ft-%Y%m%d-%H%M%S", time.gmtime())
         texts: dict[str, str] = {}
         corpus = [c for batch in self.rt.catalog.iter_chunks(5000) for c in batch]
         for c in corpus:
             texts[c.id] = c.embedding_input
-        with (job_dir / "corpus.jsonl").open("w") as fh:
-            for c in corpus:
-                fh.write(
-                    json.dumps({"id": c.id, "doc": c.document_id, "text": c.embedding_input}) + "\n"
-                )
+        files.write_corpus(
+            CorpusRow(id=c.id, doc=c.document_id, text=c.embedding_input) for c in corpus
+        )
         stored = self.rt.store.vectors(index.collection, [c.id for c in corpus])
         missing = [c for c in corpus if c.id not in stored]
         if missing:  # should not happen; embed rather than gate on a partial corpus
             vecs = index.embedder.embed_documents([c.embedding_input for c in missing])
             stored.update({c.id: v for c, v in zip(missing, vecs, strict=True)})
-        np.save(job_dir / "current_vectors.npy", np.stack([stored[c.id] for c in corpus]))
-        with (job_dir / "train.jsonl").open("w") as fh:
-            for p in data.train:
-                row = {
-                    "anchor": p.question,
-                    "positive": mask_span(texts[p.chunk_id], p.question)
-                    if p.masked
-                    else texts[p.chunk_id],
-                    "positive_id": p.chunk_id,
-                    "source": p.source,
-                }
-                if p.negative_id:
-                    row |= {"negative": texts[p.negative_id], "negative_id": p.negative_id}
-                fh.write(json.dumps(row) + "\n")
+        np.save(files.current_vectors, np.stack([stored[c.id] for c in corpus]))
+        files.write_train(_train_row(p, texts) for p in data.train)
         doc_of = {c.id: c.document_id for c in corpus}
-        held = [
-            {"question": q, "gold": sorted({doc_of[c] for c in gold if c in doc_of})}
-            for q, gold in data.heldout
-        ]
-        (job_dir / "heldout.json").write_text(json.dumps(held))
+        files.write_heldout(
+            [
+                HeldoutQuestion(
+                    question=q,
+                    gold=sorted({doc_of[c] for c in gold if c in doc_of}),
+                    origin=data.origins.get(q, "synthetic"),
+                )
+                for q, gold in data.heldout
+            ]
+        )
         candidate_dir = self.rt.settings.models_dir / version
-        spec = {
-            "job_id": job_id,
-            "version": version,
-            "data_dir": str(self.rt.settings.data_dir.resolve()),
-            "current_version": index.version.version,
-            "candidate_dir": str(candidate_dir.resolve()),
-            "options": options.model_dump(),
-        }
-        (job_dir / "job.json").write_text(json.dumps(spec, indent=2))
+        spec = JobSpec(
+            job_id=job_id,
+            version=version,
+            data_dir=str(self.rt.settings.data_dir.resolve()),
+            current_version=index.version.version,
+            candidate_dir=str(candidate_dir.resolve()),
+            options=options,
+        )
+        files.write_spec(spec)
         candidate_dir.mkdir(parents=True, exist_ok=True)
         (candidate_dir / "manifest.json").write_text(json.dumps(data.manifest, indent=2))
         return version
 
-    def _train(self, job_id: str, job_dir: Path) -> int:
-        with (job_dir / "worker.log").open("w") as log:
+    def _train(self, job_id: str, files: JobFiles) -> int:
+        with files.log.open("w") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "ragloop.finetune.worker", str(job_dir)],
+                [sys.executable, "-m", "ragloop.finetune.worker", str(files.root)],
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
@@ -205,57 +243,65 @@ class RetrainManager:
                 time.sleep(0.5)
                 if self._cancelled(job_id):
                     asked = asked or time.monotonic()
-                    if time.monotonic() - asked > 20:
+                    if time.monotonic() - asked > CANCEL_GRACE_SECONDS:
                         proc.kill()
             return proc.returncode
 
-    def _finish(self, job_id: str, job_dir: Path) -> None:
-        spec = json.loads((job_dir / "job.json").read_text())
-        gate = json.loads((job_dir / "gate.json").read_text())
-        options = RetrainOptions.model_validate(spec["options"])
-        parent = self.rt.catalog.get_version(spec["current_version"])
+    def _finish(self, job_id: str, files: JobFiles) -> None:
+        spec = files.read_spec()
+        gate = files.read_gate()
+        options = spec.options
+        parent = self.rt.catalog.get_version(spec.current_version)
         query_only = options.query_only
         mv = ModelVersion(
-            version=spec["version"],
-            model_ref=spec["candidate_dir"],
+            version=spec.version,
+            model_ref=spec.candidate_dir,
             parent=parent.version,
             dimension=parent.dimension,
             max_seq_length=parent.max_seq_length,
             collection=parent.collection
             if query_only
-            else collection_name(self.rt.catalog.instance_id(), spec["version"]),
-            status="candidate" if gate["promote"] else "rejected",
+            else collection_name(self.rt.catalog.instance_id(), spec.version),
+            status="candidate" if gate.promote else "rejected",
             created_at=time.time(),
             info={
                 "kind": "query_adapter" if query_only else "full",
                 "job_id": job_id,
-                "gate": gate,
+                "gate": gate.to_dict(),
                 "loss": options.loss,
                 "lora": options.lora,
             },
         )
         self.rt.catalog.add_version(mv)
-        result = self.jobs.get(job_id).result | {"gate": gate, "version": mv.version}
-        if not gate["promote"]:
+        if gate.promote and gate.candidate_recipe:
+            # The recipe tuned for this candidate serves with it (stored before it activates).
+            recipe = FusionRecipe.from_dict(gate.candidate_recipe).to_dict()
+            self.rt.catalog.set_fusion(mv.version, recipe)
+        result = self.jobs.get(job_id).result | {"gate": gate.to_dict(), "version": mv.version}
+        if not gate.promote:
             self.jobs.update(
-                job_id, state="rejected", progress=1.0, message=gate["reason"], result=result
+                job_id, state="rejected", progress=DONE, message=gate.reason, result=result
             )
             return
         self.jobs.update(
-            job_id, state="re-embedding", progress=0.9, message="re-embedding", result=result
+            job_id,
+            state="re-embedding",
+            progress=REEMBEDDING.start,
+            message=REEMBEDDING.name,
+            result=result,
         )
-        self.promote(job_id, job_dir)
+        self.promote(job_id, files.root)
 
     def promote(self, job_id: str, job_dir: Path) -> None:
         """Blue/green: fill the new collection, catch up, switch; resumable after a crash."""
-        spec = json.loads((job_dir / "job.json").read_text())
-        mv = self.rt.catalog.get_version(spec["version"])
+        spec = JobFiles(job_dir).read_spec()
+        mv = self.rt.catalog.get_version(spec.version)
 
         def progress(done: int, total: int) -> bool:
             self.jobs.update(
                 job_id,
-                progress=round(0.9 + 0.1 * done / max(total, 1), 4),
-                message=f"re-embedding {done}/{total}",
+                progress=REEMBEDDING.at(done, total),
+                message=f"{REEMBEDDING.name} {done}/{total}",
             )
             return self._cancelled(job_id)
 
@@ -263,13 +309,13 @@ class RetrainManager:
         if not ok:
             self.jobs.update(job_id, state="cancelled", message="cancelled during re-embedding")
             return
-        self.jobs.update(job_id, state="promoted", progress=1.0, message=f"{mv.version} is active")
+        self.jobs.update(job_id, state="promoted", progress=DONE, message=f"{mv.version} is active")
 
     def resume(self) -> None:
         """On start-up: resume interrupted promotions, fail jobs whose worker died with us."""
         for job in self.jobs.recent(KIND, 50):
             if job.state == "re-embedding":
-                job_dir = self.rt.settings.data_dir / "jobs" / job.id
+                job_dir = self._job_files(job.id).root
                 thread = threading.Thread(
                     target=self._resume_one, args=(job.id, job_dir), daemon=True
                 )
@@ -289,3 +335,17 @@ class RetrainManager:
             self.jobs.update(
                 job_id, state="failed", message=f"resuming the promotion failed: {exc}"
             )
+
+
+def _train_row(pair: Pair, texts: dict[str, str]) -> TrainRow:
+    text = texts[pair.chunk_id]
+    row = TrainRow(
+        anchor=pair.question,
+        positive=mask_span(text, pair.question) if pair.masked else text,
+        positive_id=pair.chunk_id,
+        source=pair.source,
+    )
+    if pair.negative_id:
+        row["negative"] = texts[pair.negative_id]
+        row["negative_id"] = pair.negative_id
+    return row

@@ -2,8 +2,9 @@
 
 With an LLM configured, it writes a few questions per chunk, each answerable from the chunk
 alone (the recipe of the well-known embedding fine-tuning write-ups). Without one, an offline
-pseudo-query method stands in: a document's title for its first chunk (as in title -> abstract
-pairs) and, for other chunks, a sentence cropped out of the chunk (inverse-cloze / cropping
+pseudo-query method stands in: the heading of the chunk's section when it has one (a heading is
+often the question its section answers), else a document's title for its first chunk (as in
+title -> abstract pairs), then sentences cropped out of the chunk (inverse-cloze / cropping
 pre-training). Either way the question is a span of the chunk, so training masks it out of the
 positive (see ``pairs.mask_span``).
 """
@@ -13,17 +14,18 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from sqlalchemy import Engine, insert, select
 
 from ragloop.core.errors import GeneratorError
 from ragloop.core.generators.base import LLMGenerator
-from ragloop.core.records import ChunkRecord
+from ragloop.core.progress import ProgressFn
+from ragloop.core.records import TITLE_SEPARATOR, ChunkRecord, section_heading
 from ragloop.core.storage import schema as t
 
 #: Versioned: cached questions of an older offline method are not reused.
-OFFLINE_METHOD = "offline:title+crop/v2"
+OFFLINE_METHOD = "offline:heading+title+crop/v3"
 
 SYSTEM = (
     "You write search questions for a retrieval benchmark. Given a passage, write questions "
@@ -36,13 +38,19 @@ _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 
 
 def offline_questions(chunk: ChunkRecord, n: int) -> list[str]:
-    """The title (first chunk of a document only) plus cropped sentences, deterministic per chunk.
+    """Section heading or title, then cropped sentences; deterministic per chunk.
 
-    A title describes its whole document; paired with a later chunk it teaches noise.
+    A chunk's title is ``Document > Section > ...``: the section's own heading describes the
+    chunk, so it comes first when it has at least two words. The document title describes the
+    whole document, so it is used for a document's first chunk only; paired with a later chunk
+    it teaches noise.
     """
     out = []
-    title = chunk.title.strip()
-    if chunk.seq == 0 and title and len(title.split()) >= 2:
+    heading = section_heading(chunk.title).rstrip(" …:").strip()
+    title = chunk.title.partition(TITLE_SEPARATOR)[0].strip()
+    if len(heading.split()) >= 2:
+        out.append(heading)
+    elif chunk.seq == 0 and title and len(title.split()) >= 2:
         out.append(title)
     sentences = [s.strip() for s in _SENTENCE.split(chunk.text) if len(s.split()) >= 6]
     rng = random.Random(chunk.id)
@@ -87,7 +95,7 @@ class SyntheticQuestions:
     def for_chunks(
         self,
         chunks: Sequence[ChunkRecord],
-        progress: Callable[[int, int], None] | None = None,
+        progress: ProgressFn | None = None,
     ) -> dict[str, list[str]]:
         """Questions for each chunk id (chunks the LLM failed on are left out)."""
         with self.engine.connect() as conn:
@@ -127,7 +135,7 @@ class SyntheticQuestions:
                     self._store(fresh)
                     fresh = []
             if progress and n % 200 == 0:
-                progress(n, len(chunks))
+                progress("synthetic questions", n, len(chunks))
         self._store(fresh)
         return out
 

@@ -13,13 +13,14 @@ import numpy as np
 
 from ragloop.core.embedding.query_adapter import ADAPTER_FILE
 from ragloop.core.errors import InvalidInputError
+from ragloop.finetune.jobspec import TrainRow
 from ragloop.finetune.options import RetrainOptions
 
 #: (progress 0..1, message, loss or None) -> True to stop (cancelled).
 Report = Callable[[float, str, float | None], bool]
 
 
-def build_dataset(rows: Sequence[dict[str, str]], loss: str, seed: int) -> Any:
+def build_dataset(rows: Sequence[TrainRow], loss: str, seed: int) -> Any:
     """The ``datasets.Dataset`` a loss expects, from (anchor, positive[, negative]) rows."""
     from datasets import Dataset
 
@@ -85,7 +86,7 @@ def make_loss(model: Any, options: RetrainOptions, base_path: str) -> Any:
 
 def train_full(
     model: Any,
-    rows: Sequence[dict[str, str]],
+    rows: Sequence[TrainRow],
     options: RetrainOptions,
     out_dir: Path,
     base_path: str,

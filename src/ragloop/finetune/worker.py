@@ -2,9 +2,10 @@
 
 ``python -m ragloop.finetune.worker JOB_DIR``. It reads the pairs, the corpus and the current
 model's stored vectors that the server wrote into JOB_DIR, and writes the candidate model into
-its version directory plus ``candidate_vectors.npy`` and ``gate.json``. It never touches the
-vector store (embedded Chroma belongs to the server process) and reports progress on the job
-row. Exit codes: 0 done, 3 cancelled, anything else failed (the log is kept in JOB_DIR).
+its version directory plus ``candidate_vectors.npy`` and ``gate.json`` (the files and progress
+stages are ``jobspec``'s). It never touches the vector store (embedded Chroma belongs to the
+server process) and reports progress on the job row. Exit codes: ``EXIT_OK`` done,
+``EXIT_CANCELLED`` cancelled, anything else failed (the log is kept in JOB_DIR).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,22 +22,50 @@ from typing import Any
 import numpy as np
 
 from ragloop.core.embedding.backends import load_model_dir
-from ragloop.core.embedding.base import Embedder, EmbedderOptions, default_registry
-from ragloop.core.embedding.onnx_embedder import OnnxEmbedder
+from ragloop.core.embedding.base import Embedder, EmbedderOptions
+from ragloop.core.embedding.hardware import cpu_has_native_bf16
 from ragloop.core.embedding.query_adapter import QueryAdapterEmbedder
-from ragloop.core.embedding.torch_embedder import SentenceTransformerEmbedder, cpu_has_native_bf16
+from ragloop.core.embedding.registry import default_registry
 from ragloop.core.errors import StoreError
-from ragloop.core.runtime import ModelLoader
+from ragloop.core.runtime import ActiveIndex, ModelLoader
 from ragloop.core.settings import load_settings
 from ragloop.core.storage.catalog import Catalog
 from ragloop.core.storage.jobs import JobStore
 from ragloop.eval.datasets import load_beir
-from ragloop.eval.model_mode import embed_in_batches, evaluate_model
-from ragloop.finetune.gate import decide, score_with_per_query
-from ragloop.finetune.options import RetrainOptions
-from ragloop.finetune.trainer import train_full, train_query_adapter
+from ragloop.eval.model_mode import embed_in_batches
+from ragloop.finetune.forgetting import (
+    ForgettingCheck,
+    drift_check,
+    drift_sample,
+    general_check,
+    sample_general,
+)
+from ragloop.finetune.gate import GateResult, decide
+from ragloop.finetune.jobspec import (
+    ENCODING,
+    EXIT_CANCELLED,
+    EXIT_OK,
+    GATE,
+    TRAINING,
+    CorpusRow,
+    JobFiles,
+    Stage,
+    TrainRow,
+    write_gate,
+)
+from ragloop.finetune.scoring import (
+    LexicalSearch,
+    Rankings,
+    TemporaryLexical,
+    compare,
+    dense_rankings,
+    lexical_rankings,
+    report_recipe,
+)
+from ragloop.finetune.trainer import Report, train_full, train_query_adapter
 
-EXIT_CANCELLED = 3
+#: Chunks read per question when serving retrieves dense only (a document's best chunk).
+DENSE_DEPTH = 300
 
 
 class _Cancelled(Exception):
@@ -46,13 +76,13 @@ class Worker:
     """One candidate's training, corpus encoding and gate."""
 
     def __init__(self, job_dir: Path) -> None:
-        self.dir = job_dir
-        self.spec: dict[str, Any] = json.loads((job_dir / "job.json").read_text())
-        self.options = RetrainOptions.model_validate(self.spec["options"])
-        self.settings = load_settings(data_dir=Path(self.spec["data_dir"]))
+        self.files = JobFiles(job_dir)
+        self.spec = self.files.read_spec()
+        self.options = self.spec.options
+        self.settings = load_settings(data_dir=Path(self.spec.data_dir))
         self.catalog = Catalog.open(self.settings.resolved_catalog_url)
         self.jobs = JobStore(self.catalog.engine)
-        self.job_id: str = self.spec["job_id"]
+        self.job_id = self.spec.job_id
         self.parent = os.getppid()
         self.last_write = 0.0
         # The worker never opens the vector store (embedded Chroma belongs to the server).
@@ -73,22 +103,22 @@ class Worker:
 
     def run(self) -> None:
         """Train, encode, gate; write results."""
-        current = self.models.index_for(self.catalog.get_version(self.spec["current_version"]))
-        out_dir = Path(self.spec["candidate_dir"])
+        current = self.models.index_for(self.catalog.get_version(self.spec.current_version))
+        out_dir = Path(self.spec.candidate_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        rows = [json.loads(line) for line in (self.dir / "train.jsonl").read_text().splitlines()]
-        corpus = [json.loads(line) for line in (self.dir / "corpus.jsonl").read_text().splitlines()]
+        rows = self.files.read_train()
+        corpus = self.files.read_corpus()
         chunk_ids = [c["id"] for c in corpus]
-        current_vecs = np.load(self.dir / "current_vectors.npy")
+        current_vecs = np.load(self.files.current_vectors)
         started = time.time()
 
-        def scaled(lo: float, hi: float) -> Any:
+        def scaled(stage: Stage) -> Report:
             def report(frac: float, message: str, loss: float | None = None) -> bool:
-                return self.report(lo + (hi - lo) * frac, message, loss)
+                return self.report(stage.at(frac), message, loss)
 
             return report
 
-        train_report = scaled(0.10, 0.70)
+        train_report = scaled(TRAINING)
         base = (
             current.embedder.parent
             if isinstance(current.embedder, QueryAdapterEmbedder)
@@ -103,18 +133,18 @@ class Worker:
             n = current_vecs[negs] if usable and all(i >= 0 for i in negs) else None
             stats = train_query_adapter(q, p, n, self.options, out_dir, train_report)
             candidate: Embedder = QueryAdapterEmbedder(
-                current.embedder, np.load(out_dir / "query_adapter.npy"), self.spec["version"]
+                current.embedder, np.load(out_dir / "query_adapter.npy"), self.spec.version
             )
             candidate_vecs = current_vecs
         else:
-            if not isinstance(base, SentenceTransformerEmbedder | OnnxEmbedder):
+            if base.source_dir is None:
                 raise StoreError(
                     f"cannot fine-tune {base.model_id}: not a sentence-transformers model"
                 )
             from sentence_transformers import SentenceTransformer
 
             model = SentenceTransformer(
-                str(base.path), device=self.settings.device, local_files_only=True
+                str(base.source_dir), device=self.settings.device, local_files_only=True
             )
             use_bf16 = (
                 self.settings.device == "cpu"
@@ -126,18 +156,18 @@ class Worker:
                 rows,
                 self.options,
                 out_dir,
-                str(base.path),
+                str(base.source_dir),
                 use_bf16,
                 train_report,
                 device=self.settings.device,
             )
-            if self.report(0.70, "loading the candidate"):
+            if self.report(ENCODING.start, "loading the candidate"):
                 raise _Cancelled
             candidate = load_model_dir(
-                out_dir, EmbedderOptions.from_settings(self.settings), model_id=self.spec["version"]
+                out_dir, EmbedderOptions.from_settings(self.settings), model_id=self.spec.version
             )
             candidate_vecs = self._encode(candidate, [c["text"] for c in corpus])
-        np.save(self.dir / "candidate_vectors.npy", candidate_vecs)
+        np.save(self.files.candidate_vectors, candidate_vecs)
         stats["seconds"] = round(time.time() - started, 1)
         (out_dir / "training.json").write_text(
             json.dumps(
@@ -145,14 +175,13 @@ class Worker:
                 indent=2,
             )
         )
-        self.report(0.90, "gate: evaluating candidate and current model")
-        gate = self._gate(current.embedder, candidate, corpus, current_vecs, candidate_vecs)
-        (self.dir / "gate.json").write_text(json.dumps(gate, indent=2))
-        (out_dir / "gate.json").write_text(json.dumps(gate, indent=2))
+        self.report(GATE.start, "gate: evaluating candidate and current model")
+        gate = self._gate(current, candidate, corpus, current_vecs, candidate_vecs, rows)
+        write_gate(gate, self.files.gate, out_dir / "gate.json")
 
     def _encode(self, embedder: Embedder, texts: Sequence[str]) -> np.ndarray:
         def progress(stage: str, done: int, total: int) -> None:
-            if self.report(0.70 + 0.2 * done / max(total, 1), f"embedding corpus {done}/{total}"):
+            if self.report(ENCODING.at(done, total), f"{ENCODING.name} {done}/{total}"):
                 raise _Cancelled
 
         return embed_in_batches(
@@ -165,50 +194,136 @@ class Worker:
 
     def _gate(
         self,
-        current: Embedder,
+        current: ActiveIndex,
         candidate: Embedder,
-        corpus: list[dict[str, str]],
+        corpus: list[CorpusRow],
         current_vecs: np.ndarray,
         candidate_vecs: np.ndarray,
-    ) -> dict[str, Any]:
-        margin = (
-            self.options.margin if self.options.margin is not None else self.settings.gate_margin
-        )
-        if self.options.gate_dataset:
-            ds = load_beir(Path(self.options.gate_dataset), self.options.gate_split)
-            cur = evaluate_model(current, ds).by_dim[current.dimension]
-            cand = evaluate_model(candidate, ds).by_dim[candidate.dimension]
-            result = decide(f"{ds.name}/{ds.split}", len(ds.queries), cur, cand, margin)
-        else:
-            held = json.loads((self.dir / "heldout.json").read_text())
-            questions = [h["question"] for h in held]
-            gold = [h["gold"] for h in held]
-            ids = [c["id"] for c in corpus]
-            docs = [c["doc"] for c in corpus]
-            cur_q = embed_in_batches(current, questions, is_query=True)
+        rows: list[TrainRow],
+    ) -> GateResult:
+        """Score both models as serving retrieves (each with its recipe; the candidate's tuned
+        on the gate questions), check forgetting, decide."""
+        options = self.options
+        margin = options.margin if options.margin is not None else self.settings.gate_margin
+        hybrid = self.settings.retrieval != "dense"
+        recipe = current.fusion if hybrid else None
+        lexical: TemporaryLexical | None = None
+        search: LexicalSearch | None = None
+        try:
+            if options.gate_dataset:
+                ds = load_beir(Path(options.gate_dataset), options.gate_split)
+                ids = list(ds.corpus)
+                doc_of = {d: d for d in ids}
+                texts = [ds.corpus[d].embedding_input for d in ids]
+                cur_docs = embed_in_batches(current.embedder, texts, is_query=False)
+                cand_docs = embed_in_batches(candidate, texts, is_query=False)
+                judged = [q for q in ds.queries if ds.relevant(q)]
+                questions = [ds.queries[q].text for q in judged]
+                gold = [sorted(ds.relevant(q)) for q in judged]
+                origins = {"dataset": len(judged)}
+                gate_set = f"{ds.name}/{ds.split}"
+                if hybrid:
+                    lexical = TemporaryLexical(ds, self.files.root)
+                search = lexical.search if lexical is not None else None
+            else:
+                held = self.files.read_heldout()
+                ids = [c["id"] for c in corpus]
+                doc_of = {c["id"]: c["doc"] for c in corpus}
+                cur_docs, cand_docs = current_vecs, candidate_vecs
+                questions = [h["question"] for h in held]
+                gold = [h["gold"] for h in held]
+                origins = dict(Counter(h.get("origin", "synthetic") for h in held))
+                gate_set = "held-out pairs"
+                fts = self.catalog.lexical if hybrid else None
+                search = (lambda q, k: fts.search(q, k)) if fts is not None else None
+            depth = recipe.depth if recipe is not None else DENSE_DEPTH
+            lex = lexical_rankings(search, questions, depth, doc_of)
+            cur_q = embed_in_batches(current.embedder, questions, is_query=True)
             cand_q = embed_in_batches(candidate, questions, is_query=True)
-            cur, cur_pq = score_with_per_query(ids, docs, current_vecs, cur_q, gold)
-            cand, cand_pq = score_with_per_query(ids, docs, candidate_vecs, cand_q, gold)
-            deltas = np.subtract(cand_pq, cur_pq)
-            result = decide("held-out pairs", len(held), cur, cand, margin, deltas.tolist())
-        return result.to_dict()
+            cur = Rankings(dense_rankings(ids, cur_docs, cur_q, depth), lex, doc_of, gold)
+            cand = Rankings(dense_rankings(ids, cand_docs, cand_q, depth), lex, doc_of, gold)
+        finally:
+            if lexical is not None:
+                lexical.close()
+        compared = compare(cur, cand, recipe, options.tune_recipe, options.seed)
+        forgetting = self._forgetting(
+            current, candidate, corpus, current_vecs, candidate_vecs, rows
+        )
+        # An admin-named gate set is judged on its mean alone (as before); held-out questions,
+        # which a few lucky ones can swing, also on the bootstrap bound.
+        deltas = np.subtract(compared.candidate_per_query, compared.current_per_query).tolist()
+        result = decide(
+            gate_set,
+            len(questions),
+            compared.current,
+            compared.candidate,
+            margin,
+            None if options.gate_dataset else deltas,
+            min_questions=options.min_gate_questions,
+            forgetting=forgetting,
+        )
+        result.retrieval = "hybrid" if recipe is not None else "dense"
+        result.current_recipe = report_recipe(compared.current_recipe)
+        result.candidate_recipe = report_recipe(compared.candidate_recipe)
+        result.recipes = compared.recipes
+        result.question_origins = origins
+        return result
 
-    def regate(self) -> dict[str, Any]:
+    def _forgetting(
+        self,
+        current: ActiveIndex,
+        candidate: Embedder,
+        corpus: list[CorpusRow],
+        current_vecs: np.ndarray,
+        candidate_vecs: np.ndarray,
+        rows: list[TrainRow],
+    ) -> ForgettingCheck:
+        """The general set when one is configured, else neighbour agreement with the base
+        model on chunks no training row uses."""
+        options = self.options
+        general = options.general_dataset or self.settings.gate_general_dataset
+        if general:
+            ds = load_beir(Path(general), options.general_split)
+            sample = sample_general(ds, options.general_max_queries, options.seed)
+            return general_check(current.embedder, candidate, sample, options.max_general_drop)
+        trained = {r["positive_id"] for r in rows} | {r.get("negative_id", "") for r in rows}
+        picked = drift_sample([c["id"] for c in corpus], trained, options.seed)
+        base = self._base_vectors(
+            current, [corpus[i]["text"] for i in picked], current_vecs, picked
+        )
+        return drift_check(
+            base, current_vecs[picked], candidate_vecs[picked], options.min_neighbour_agreement
+        )
+
+    def _base_vectors(
+        self, current: ActiveIndex, texts: list[str], current_vecs: np.ndarray, rows: list[int]
+    ) -> np.ndarray:
+        """The base model's vectors of the sampled chunks (the current ones when the current
+        version is the base model itself)."""
+        version = current.version
+        while version.parent:
+            version = self.catalog.get_version(version.parent)
+        if version.version == current.version.version or not texts:
+            return current_vecs[rows]
+        base = self.models.index_for(version).embedder
+        return embed_in_batches(base, texts, is_query=False)
+
+    def regate(self) -> GateResult:
         """Judge the job's trained candidate again with the current gate (nothing is written):
         for auditing a decision after the gate's rule changed."""
-        current = self.models.index_for(self.catalog.get_version(self.spec["current_version"]))
+        current = self.models.index_for(self.catalog.get_version(self.spec.current_version))
         candidate = load_model_dir(
-            Path(self.spec["candidate_dir"]),
+            Path(self.spec.candidate_dir),
             EmbedderOptions.from_settings(self.settings),
-            model_id=self.spec["version"],
+            model_id=self.spec.version,
         )
-        corpus = [json.loads(line) for line in (self.dir / "corpus.jsonl").read_text().splitlines()]
         return self._gate(
-            current.embedder,
+            current,
             candidate,
-            corpus,
-            np.load(self.dir / "current_vectors.npy"),
-            np.load(self.dir / "candidate_vectors.npy"),
+            self.files.read_corpus(),
+            np.load(self.files.current_vectors),
+            np.load(self.files.candidate_vectors),
+            self.files.read_train(),
         )
 
 
@@ -221,17 +336,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     worker = Worker(Path(args[0]))
     if "--gate-only" in args[1:]:
         try:
-            print(json.dumps(worker.regate(), indent=2))
+            print(json.dumps(worker.regate().to_dict(), indent=2))
         finally:
             worker.catalog.close()
-        return 0
+        return EXIT_OK
     try:
         worker.run()
     except _Cancelled:
         return EXIT_CANCELLED
     finally:
         worker.catalog.close()
-    return 0
+    return EXIT_OK
 
 
 if __name__ == "__main__":
