@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-browser demo test lint fix clean bench update-deps
+.PHONY: help install install-browser demo test test-fast lint fix clean bench update-deps
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -35,8 +35,13 @@ demo: install ## Ingest docs/ and serve them on :8000 with the extractive genera
 	@echo
 	RAGLOOP_GENERATOR=extractive $(BIN)/ragloop serve --port $(DEMO_PORT)
 
-test: lint install-browser ## Lint, type-check and run the whole test suite
+test: lint install-browser ## Lint, type-check and run the whole test suite (CI runs this)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The edit-test loop: fakes only, no real model, servers, browser or fresh-venv install (the
+# `integration` marker); under a minute on 2 cores. No lint: `make lint` for that.
+test-fast: install ## Unit tests with fakes only (pytest -m "not integration"), under a minute
+	$(BIN)/pytest -m "not integration" $(PYTEST_ARGS)
 
 lint: install ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check src tests

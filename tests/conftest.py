@@ -49,6 +49,7 @@ def fake_runtime(fake_settings: Settings, fake_embedder: KeywordEmbedder) -> Ite
 @pytest.fixture(scope="session")
 def real_embedder():  # type: ignore[no-untyped-def]
     """The bundled all-MiniLM-L6-v2, loaded once per test session."""
-    from ragloop.core.embedding.base import EmbedderOptions, default_registry
+    from ragloop.core.embedding.base import EmbedderOptions
+    from ragloop.core.embedding.registry import default_registry
 
     return default_registry().load("all-MiniLM-L6-v2", EmbedderOptions())

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
 from ragloop.core.embedding.base import Embedder, EmbedderOptions, EmbedderRegistry
 from ragloop.core.errors import GeneratorError, InvalidInputError
-from ragloop.core.generators.base import NO_ANSWER_MARKER, Context, Generator, Turn
+from ragloop.core.generators.base import (
+    NO_ANSWER_MARKER,
+    Context,
+    Generator,
+    GeneratorFactory,
+    Turn,
+)
 from ragloop.core.settings import Settings
 
 _WORD = re.compile(r"\S+")
@@ -118,7 +124,7 @@ class FakeGenerator(Generator):
 
 def fake_generator_factory(
     generators: dict[str, Generator] | None = None,
-) -> Callable[[Settings, str | None], Generator]:
+) -> GeneratorFactory:
     """A create_app generator factory: names map to the given fakes; unknown names fail."""
     table = {"extractive": FakeGenerator("extractive"), "fake": FakeGenerator("fake")}
     table.update(generators or {})

@@ -108,3 +108,40 @@ def test_the_environment_is_exactly_the_lock() -> None:
         if pins.get(name) != installed.get(name)
     ]
     assert not drift, "; ".join(drift) + " (make install re-syncs .venv with the lock)"
+
+
+def imported_top_level_modules(package_dir: Path) -> dict[str, set[str]]:
+    """Top-level module name -> files under ``package_dir`` that import it (absolute imports)."""
+    import ast
+    import sys
+
+    found: dict[str, set[str]] = {}
+    for path in sorted(package_dir.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.split(".", 1)[0]
+                if top in sys.stdlib_module_names or top in ("__future__", package_dir.name):
+                    continue
+                found.setdefault(top, set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_every_third_party_import_is_declared() -> None:
+    """What src/ragloop imports comes from a distribution pyproject.toml names (runtime or an
+    extra), not one that merely happens to arrive as somebody else's dependency."""
+    names = {canonicalize_name(req.name) for req in declared()}
+    providers = importlib.metadata.packages_distributions()
+    problems = []
+    for module, files in sorted(imported_top_level_modules(ROOT / "src" / "ragloop").items()):
+        dists = {canonicalize_name(d) for d in providers.get(module, [])}
+        if not dists:
+            problems.append(f"{module} (no installed distribution provides it; {sorted(files)})")
+        elif not dists & names:
+            problems.append(f"{module} from {sorted(dists)} (imported by {sorted(files)})")
+    assert not problems, "imported but not declared in pyproject.toml: " + "; ".join(problems)
