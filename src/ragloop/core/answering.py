@@ -16,7 +16,7 @@ from ragloop.core.errors import InvalidInputError
 from ragloop.core.generators.base import Context, Generator, Turn, cited_numbers
 from ragloop.core.generators.fallback import stream_with_fallback
 from ragloop.core.records import Hit
-from ragloop.core.retriever import search
+from ragloop.core.retriever import best_dense_score, search
 from ragloop.core.runtime import ActiveIndex, Runtime
 from ragloop.core.storage.querylog import QueryLog, QueryRecord
 from ragloop.core.storage.vectors import Where
@@ -162,7 +162,10 @@ class Answerer:
     ) -> QueryOutcome:
         text = text.strip()
         reasons = []
-        if not hits or hits[0].score < self.threshold:
+        # The threshold is calibrated on dense cosines: in hybrid and lexical mode too, the
+        # best cosine among the hits decides, never the fused or BM25 score.
+        best = best_dense_score(hits)
+        if best is None or best < self.threshold:
             reasons.append("low_score")
         if no_answer:
             reasons.append("no_answer")
@@ -189,7 +192,7 @@ class Answerer:
             generator=o.generator,
             answer=o.answer,
             retrieved=[(h.chunk.id, h.score) for h in hits],
-            top_score=hits[0].score if hits else None,
+            top_score=best_dense_score(hits),  # cosine, comparable with the threshold
             miss=o.miss,
             miss_reasons=o.miss_reasons,
             latency_ms=o.timings_ms.get("total", 0.0),

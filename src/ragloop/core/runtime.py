@@ -10,16 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ragloop.core.embedding.base import (
-    Embedder,
-    EmbedderOptions,
-    EmbedderRegistry,
-    default_registry,
-)
+from ragloop.core.embedding.base import Embedder, EmbedderOptions, EmbedderRegistry
 from ragloop.core.embedding.query_adapter import QueryAdapterEmbedder
 from ragloop.core.embedding.query_batcher import QueryBatcher
 from ragloop.core.embedding.query_cache import QueryCache
+from ragloop.core.embedding.registry import default_registry
 from ragloop.core.errors import ConfigError
+from ragloop.core.fusion import FusionRecipe, RetrievalMode
 from ragloop.core.records import ModelVersion
 from ragloop.core.settings import Settings
 from ragloop.core.storage.catalog import Catalog
@@ -36,6 +33,23 @@ class ActiveIndex:
     embedder: Embedder
     cache: QueryCache | None = field(default=None, compare=False)
     batcher: QueryBatcher | None = field(default=None, compare=False)
+    #: How hybrid retrieval fuses the two sides for this version (None: the version's stored
+    #: recipe, else the default one).
+    recipe: FusionRecipe | None = None
+    #: dense, lexical or hybrid (``RAGLOOP_RETRIEVAL``).
+    retrieval: RetrievalMode = "hybrid"
+
+    def __post_init__(self) -> None:
+        if self.recipe is None:
+            stored = self.version.fusion
+            recipe = FusionRecipe.from_dict(stored) if stored else FusionRecipe()
+            object.__setattr__(self, "recipe", recipe)
+
+    @property
+    def fusion(self) -> FusionRecipe:
+        """The recipe, never None (filled in at construction)."""
+        assert self.recipe is not None
+        return self.recipe
 
     @property
     def collection(self) -> str:
@@ -49,6 +63,14 @@ class ActiveIndex:
         if self.cache is None:
             return compute(text)
         return self.cache.get_or_compute(self.version.version, text, compute)
+
+
+def recipe_for(version: ModelVersion, settings: Settings) -> FusionRecipe:
+    """A version's fusion recipe: its stored one (else the settings' default), with any
+    ``RAGLOOP_FUSION_*`` set explicitly on top."""
+    stored = version.fusion
+    base = FusionRecipe.from_dict(stored) if stored else settings.default_fusion
+    return base.with_overrides(settings.fusion_overrides)
 
 
 class ModelLoader:
@@ -78,7 +100,14 @@ class ModelLoader:
                     self.settings.query_batch_size,
                 )
                 self._batchers[key] = batcher
-        return ActiveIndex(version, embedder, self.query_cache, batcher)
+        return ActiveIndex(
+            version,
+            embedder,
+            self.query_cache,
+            batcher,
+            recipe=recipe_for(version, self.settings),
+            retrieval=self.settings.retrieval,
+        )
 
     def embedder_for(self, model_ref: str) -> Embedder:
         """Load (once) the embedder a model reference names."""
@@ -177,7 +206,7 @@ class Runtime:
             collection=collection_name(self.catalog.instance_id(), BASE_VERSION),
             status="active",
             created_at=time.time(),
-            info={"model_id": emb.model_id},
+            info={"model_id": emb.model_id, "fusion": self.settings.default_fusion.to_dict()},
         )
         self.catalog.add_version(mv)
         self.catalog.set_active(mv.version)

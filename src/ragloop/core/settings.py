@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator, model_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ragloop.core.errors import ConfigError
+from ragloop.core.fusion import FusionRecipe
 
 DEFAULT_EMBEDDER = "all-MiniLM-L6-v2"
 
@@ -51,9 +52,12 @@ class Settings(BaseSettings):
     hnsw_max_neighbors: int = Field(32, ge=4, le=512)
 
     # --- answering -------------------------------------------------------------------------
-    generator: Literal["auto", "anthropic", "openai", "extractive"] = Field(
+    generator: str = Field(
         "auto",
-        description="auto: anthropic if ANTHROPIC_API_KEY, else openai if URL, else extractive.",
+        min_length=1,
+        description="A registered generator (anthropic, openai, extractive, or an entry point); "
+        "auto: anthropic if ANTHROPIC_API_KEY, else openai if URL, else extractive. Checked "
+        "against the generator registry at start-up (check_generator_setting).",
     )
     anthropic_api_key: SecretStr | None = Field(
         None,
@@ -75,6 +79,11 @@ class Settings(BaseSettings):
     gate_margin: float = Field(
         0.005, ge=0, le=1, description="nDCG@10 gain a candidate needs to be promoted."
     )
+    gate_general_dataset: str | None = Field(
+        None,
+        description="A BEIR folder the gate scores for forgetting (retrain option "
+        "general_dataset overrides it); unset: neighbour agreement on untrained chunks.",
+    )
     keep_versions: int = Field(3, ge=1, le=100, description="Model versions kept for rollback.")
     retrain_every_hours: float = Field(0, ge=0, description="Scheduler: retrain every N hours.")
     retrain_after_misses: int = Field(0, ge=0, description="Scheduler: retrain after M misses.")
@@ -84,8 +93,40 @@ class Settings(BaseSettings):
         0.40,
         ge=-1.0,
         le=1.0,
-        description="A query whose best chunk scores below this is a low_score miss "
-        "(calibrated on SciFact train, see docs/service.md).",
+        description="Set explicitly, a query whose best dense cosine is below this is a "
+        "low_score miss for every model version. Unset, each version uses its own threshold, "
+        "calibrated on its corpus (core/calibration.py, docs/service.md); this value is only "
+        "the fallback while a corpus is too small to calibrate.",
+    )
+    miss_calibration_sample: int = Field(
+        200,
+        ge=10,
+        le=5000,
+        description="Chunks sampled to calibrate a version's miss flags (one question each).",
+    )
+    miss_overlap_depth: int = Field(
+        5,
+        ge=1,
+        le=100,
+        description="no_overlap miss: the dense and the lexical top-N share no chunk (hybrid).",
+    )
+
+    retrieval: Literal["dense", "lexical", "hybrid"] = Field(
+        "hybrid",
+        description="dense (vectors), lexical (BM25 over SQLite FTS5) or hybrid (both, fused).",
+    )
+    fusion_method: Literal["rrf", "weighted"] = Field(
+        "rrf",
+        description="Hybrid fusion for versions without their own recipe: reciprocal-rank "
+        "fusion or a weighted sum of min-max normalised scores. Set explicitly, it overrides "
+        "every version's recipe (as do the other RAGLOOP_FUSION_* settings).",
+    )
+    fusion_rrf_k: int = Field(60, ge=1, le=100_000, description="RRF constant k.")
+    fusion_dense_weight: float = Field(
+        0.5, ge=0.0, le=1.0, description="Weighted fusion: weight of the dense side."
+    )
+    fusion_depth: int = Field(
+        50, ge=1, le=1000, description="Hybrid: candidates read from each side (at least k)."
     )
     default_k: int = Field(5, ge=1, le=100)
     query_cache_size: int = Field(
@@ -151,6 +192,33 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         """Allowed CORS origins."""
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @property
+    def default_fusion(self) -> FusionRecipe:
+        """The fusion recipe of a version that carries none."""
+        return FusionRecipe(
+            method=self.fusion_method,
+            rrf_k=self.fusion_rrf_k,
+            dense_weight=self.fusion_dense_weight,
+            depth=self.fusion_depth,
+        )
+
+    @property
+    def fusion_overrides(self) -> dict[str, Any]:
+        """Recipe fields set explicitly (environment or arguments): they beat any version's."""
+        fields = {"fusion_method", "fusion_rrf_k", "fusion_dense_weight", "fusion_depth"}
+        return {
+            name.removeprefix("fusion_"): getattr(self, name)
+            for name in sorted(fields & self.model_fields_set)
+        }
+
+    @property
+    def miss_threshold_override(self) -> float | None:
+        """The low_score threshold when ``RAGLOOP_MISS_SCORE_THRESHOLD`` is set explicitly (it
+        beats every version's calibration), else None."""
+        if "miss_score_threshold" in self.model_fields_set:
+            return self.miss_score_threshold
+        return None
 
     @property
     def uploads_dir(self) -> Path:

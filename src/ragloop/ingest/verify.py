@@ -1,4 +1,5 @@
-"""Integrity checks over a data dir: token limits and catalog/vector agreement."""
+"""Integrity checks over a data dir: token limits, catalog/vector and catalog/lexical
+agreement."""
 
 from __future__ import annotations
 
@@ -20,12 +21,19 @@ class CheckReport:
     missing_vectors: int = 0
     orphan_vectors: int = 0
     pending_repairs: int = 0
+    #: The lexical index's check (``LexicalCheck.to_dict``); None where the catalog has none.
+    lexical: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
-        """True when every chunk fits the model and the store matches the catalog."""
+        """True when every chunk fits the model and the store and the lexical index match the
+        catalog."""
         return not (
-            self.over_limit or self.missing_vectors or self.orphan_vectors or self.pending_repairs
+            self.over_limit
+            or self.missing_vectors
+            or self.orphan_vectors
+            or self.pending_repairs
+            or (self.lexical is not None and not self.lexical["ok"])
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -39,7 +47,8 @@ class CheckReport:
 
 def check_index(runtime: Runtime, batch_size: int = 2000) -> CheckReport:
     """Re-count every stored chunk with the active model's own tokenizer (special tokens
-    included) and compare the active collection's ids with the catalog's."""
+    included), compare the active collection's ids with the catalog's, and check that every
+    chunk has exactly one lexical entry (none orphaned, FTS5's integrity-check passing)."""
     index = runtime.active_index()
     emb = index.embedder
     report = CheckReport(max_seq_length=emb.max_seq_length)
@@ -58,4 +67,7 @@ def check_index(runtime: Runtime, batch_size: int = 2000) -> CheckReport:
     report.missing_vectors = len(catalog_ids - vector_ids)
     report.orphan_vectors = len(vector_ids - catalog_ids)
     report.pending_repairs = sum(len(v) for v in runtime.catalog.journal_pending().values())
+    lexical = runtime.catalog.lexical
+    if lexical is not None:
+        report.lexical = lexical.verify().to_dict()
     return report

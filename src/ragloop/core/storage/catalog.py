@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ragloop.core.errors import ConfigError, NotFoundError, StoreError
 from ragloop.core.records import ChunkRecord, DocumentRecord, ModelVersion
 from ragloop.core.storage import schema as t
+from ragloop.core.storage.lexical import LexicalIndex, SqliteFtsIndex, install_sqlite_fts
 
 # SQLite caps bound parameters per statement; chunk id lists are sliced to stay under it.
 _IN_BATCH = 500
@@ -82,9 +83,19 @@ class Catalog:
                         .where(t.meta.c.key == "schema_version")
                         .values(value=str(t.SCHEMA_VERSION))
                     )
+            if engine.dialect.name == "sqlite":
+                install_sqlite_fts(engine)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open catalog {url}: {exc.__class__.__name__}: {exc}") from exc
         return cls(engine)
+
+    @property
+    def lexical(self) -> LexicalIndex | None:
+        """The full-text index over the chunks (SQLite FTS5); None on a catalog that has no
+        implementation yet (PostgreSQL)."""
+        if self.engine.dialect.name != "sqlite":
+            return None
+        return SqliteFtsIndex(self.engine)
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -360,6 +371,30 @@ class Catalog:
                 .where(t.model_versions.c.version == version)
                 .values(status=status)
             )
+
+    def set_fusion(self, version: str, recipe: dict[str, Any]) -> ModelVersion:
+        """Store a version's fusion recipe (``info["fusion"]``); returns the updated version.
+
+        Serving processes pick it up when they next read the active pointer, with the
+        version's embedder and collection, as one unit.
+        """
+        return self.set_info(version, "fusion", dict(recipe))
+
+    def set_info(self, version: str, key: str, value: Any) -> ModelVersion:
+        """Store one per-version setting in ``info[key]`` (the fusion recipe, the miss
+        calibration); returns the updated version. Other keys are kept."""
+        with self._begin() as conn:
+            info = conn.execute(
+                select(t.model_versions.c.info).where(t.model_versions.c.version == version)
+            ).scalar_one_or_none()
+            if info is None:
+                raise NotFoundError(f"unknown model version {version!r}")
+            conn.execute(
+                update(t.model_versions)
+                .where(t.model_versions.c.version == version)
+                .values(info={**info, key: value})
+            )
+        return self.get_version(version)
 
     def set_active(self, version: str) -> None:
         """Point the active pointer at ``version`` and mark statuses, in one transaction."""

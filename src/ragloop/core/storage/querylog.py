@@ -1,8 +1,9 @@
 """The query log, misses, feedback and labelled pairs, in the catalog's database.
 
-A query is a miss when retrieval found nothing good enough (``low_score``), when the generator
-said the documents do not hold the answer (``no_answer``), or when a user disliked the answer
-(``negative_feedback``). Feedback that names the right chunks becomes a labelled pair.
+A query is a miss when retrieval found nothing good enough (``low_score``), when the dense and
+lexical retrievers disagree (``no_overlap``, ``weak_top``; see ``core.calibration``), when the
+generator said the documents do not hold the answer (``no_answer``), or when a user disliked
+the answer (``negative_feedback``). Feedback that names the right chunks becomes a labelled pair.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from ragloop.core.errors import InvalidInputError, NotFoundError
 from ragloop.core.storage import schema as t
 
-MISS_REASONS = ("low_score", "no_answer", "negative_feedback")
+MISS_REASONS = ("low_score", "no_overlap", "weak_top", "no_answer", "negative_feedback")
 #: Pair sources that are human truth: user feedback and admin-imported judgements
 #: (``ragloop pairs import``); the ``labelled`` retrain source trains on both.
 FEEDBACK_SOURCE = "feedback"

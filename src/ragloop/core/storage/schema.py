@@ -22,7 +22,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-SCHEMA_VERSION = 2
+# 3: the lexical index (FTS5 table, its keys and triggers on ``chunks``), raw SQLite DDL made
+# and back-filled by ``core.storage.lexical.install_sqlite_fts`` when the catalog is opened.
+SCHEMA_VERSION = 3
 
 metadata = MetaData()
 
