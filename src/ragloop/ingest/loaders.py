@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ragloop.core.errors import DocumentError, UnsupportedFormatError
+from ragloop.core.beir_corpus import CorpusRecord, corpus_lines, corpus_record
+from ragloop.core.errors import DocumentError, InvalidInputError, UnsupportedFormatError
 from ragloop.ingest.cleaning import clean_text, looks_binary
+from ragloop.ingest.sections import Section, atx_heading, find_sections, markdown_sections
 
 
 @dataclass(frozen=True)
 class LoadedDocument:
-    """A document ready for chunking."""
+    """A document ready for chunking; ``sections`` maps its headings (offsets into ``text``)."""
 
     id: str
     path: str
@@ -32,6 +34,7 @@ class LoadedDocument:
     format: str
     size_bytes: int
     meta: dict[str, Any] = field(default_factory=dict)
+    sections: tuple[Section, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,10 +68,22 @@ def _decode(path: Path, data: bytes) -> str:
         ) from None
 
 
-def _single(path: Path, data: bytes, fmt: str, text: str, title: str) -> Iterator[Loaded]:
+def _single(
+    path: Path,
+    data: bytes,
+    fmt: str,
+    text: str,
+    title: str,
+    headings: list[tuple[int, str]] | None = None,
+) -> Iterator[Loaded]:
     text = clean_text(text)
     if not text:
         raise DocumentError("no text after extraction")
+    # Sections are found in the cleaned text, so their offsets are the chunks' offsets.
+    if headings is not None:
+        sections = markdown_sections(text, only=headings, setext=False)
+    else:
+        sections = find_sections(text, fmt)
     yield LoadedDocument(
         id=file_document_id(path),
         path=str(path.resolve()),
@@ -77,6 +92,7 @@ def _single(path: Path, data: bytes, fmt: str, text: str, title: str) -> Iterato
         text=text,
         format=fmt,
         size_bytes=len(data),
+        sections=tuple(sections),
     )
 
 
@@ -107,6 +123,12 @@ def load_rst(path: Path, data: bytes) -> Iterator[Loaded]:
 
 def html_to_markdownish(html: str) -> tuple[str, str]:
     """Visible text of an HTML page with headings marked ``#``, and the page title."""
+    text, title, _ = _html_parts(html)
+    return text, title
+
+
+def _html_parts(html: str) -> tuple[str, str, list[tuple[int, str]]]:
+    """Text with ``#`` headings, the page title, and the real headings as (level, title)."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(html, "html.parser")
@@ -115,9 +137,14 @@ def html_to_markdownish(html: str) -> tuple[str, str]:
     title = soup.title.get_text(" ", strip=True) if soup.title else ""
     if soup.title:
         soup.title.decompose()
-    for level in range(1, 7):
-        for h in soup.find_all(f"h{level}"):
-            h.replace_with(f"\n\n{'#' * level} {h.get_text(' ', strip=True)}\n\n")
+    headings: list[tuple[int, str]] = []
+    for h in soup.find_all(["h1", "h2", "h3", "h4", "h5", "h6"]):
+        # One line, cleaned as the page text will be, so the heading is found again there.
+        line = f"{'#' * int(h.name[1])} {' '.join(clean_text(h.get_text(' ')).split())}"
+        found = atx_heading(line)
+        if found:
+            headings.append(found)
+        h.replace_with(f"\n\n{line}\n\n")
     for tag in soup.find_all(["p", "div", "li", "tr", "br", "pre", "blockquote", "section"]):
         tag.insert_before("\n")
         tag.insert_after("\n")
@@ -127,13 +154,13 @@ def html_to_markdownish(html: str) -> tuple[str, str]:
     if not title:
         m = _MD_H1.search(text)
         title = m.group(1) if m else ""
-    return text, title
+    return text, title, headings
 
 
 def load_html(path: Path, data: bytes) -> Iterator[Loaded]:
     """HTML: visible text, headings kept as markdown headings for the splitter."""
-    text, title = html_to_markdownish(_decode(path, data))
-    yield from _single(path, data, "html", text, title or path.stem)
+    text, title, headings = _html_parts(_decode(path, data))
+    yield from _single(path, data, "html", text, title or path.stem, headings)
 
 
 def load_pdf(path: Path, data: bytes) -> Iterator[Loaded]:
@@ -185,52 +212,46 @@ def load_docx(path: Path, data: bytes) -> Iterator[Loaded]:
     yield from _single(path, data, "docx", "\n\n".join(lines), title or path.stem)
 
 
-def _beir_record(path: Path, resolved: str, obj: Any, where: str) -> Loaded:
-    if not isinstance(obj, dict):
-        return LoadFailure(where, "not a JSON object", str(path))
-    doc_id = obj.get("_id", obj.get("id"))
-    if doc_id is None or str(doc_id).strip() == "":
-        return LoadFailure(where, "missing _id", str(path))
-    text = obj.get("text")
-    if not isinstance(text, str) or not text.strip():
-        return LoadFailure(f"{where} (_id {doc_id})", "missing or empty text", str(path))
-    title = obj.get("title") or ""
-    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+def _beir_document(
+    path: Path, resolved: str, parsed: CorpusRecord | InvalidInputError, where: str
+) -> Loaded:
+    if isinstance(parsed, InvalidInputError):
+        return LoadFailure(where, parsed.message, str(path))
+    if not parsed.text.strip():
+        return LoadFailure(f"{where} (_id {parsed.id})", "missing or empty text", str(path))
     return LoadedDocument(
-        id=str(doc_id),
+        id=parsed.id,
         path=resolved,
-        source=f"{path.name}#{doc_id}",
-        title=clean_text(str(title)),
-        text=clean_text(text),
+        source=f"{path.name}#{parsed.id}",
+        title=clean_text(parsed.title),
+        text=clean_text(parsed.text),
         format="beir",
-        size_bytes=len(text.encode()),
-        meta=dict(meta or {}),
+        size_bytes=len(parsed.text.encode()),
+        meta=parsed.metadata,
     )
 
 
 def load_beir(path: Path, data: bytes) -> Iterator[Loaded]:
-    """A BEIR corpus: JSON lines (or a JSON array) of ``{_id, title, text}``, one document each."""
+    """A BEIR corpus: JSON lines (or a JSON array) of ``{_id, title, text}``, one document each.
+
+    Records are parsed by ``core.beir_corpus``, as the eval datasets parse them.
+    """
     raw = _decode(path, data)
     resolved = str(path.resolve())  # once per file: per record it was a third of a re-scan
-    stripped = raw.lstrip()
-    if stripped.startswith("["):
+    if raw.lstrip().startswith("["):
         try:
             items = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise DocumentError(f"invalid JSON at line {exc.lineno}: {exc.msg}") from None
         for i, obj in enumerate(items):
-            yield _beir_record(path, resolved, obj, f"{path.name}[{i}]")
+            try:
+                parsed: CorpusRecord | InvalidInputError = corpus_record(obj)
+            except InvalidInputError as exc:
+                parsed = exc
+            yield _beir_document(path, resolved, parsed, f"{path.name}[{i}]")
         return
-    for lineno, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        where = f"{path.name}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield LoadFailure(where, f"invalid JSON: {exc.msg}", str(path))
-            continue
-        yield _beir_record(path, resolved, obj, where)
+    for lineno, parsed in corpus_lines(raw.splitlines()):
+        yield _beir_document(path, resolved, parsed, f"{path.name}:{lineno}")
 
 
 LOADERS: dict[str, Loader] = {

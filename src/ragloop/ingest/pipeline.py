@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ragloop.core.progress import ProgressFn
 from ragloop.core.records import ChunkRecord, DocumentRecord, ModelVersion
 from ragloop.core.runtime import ActiveIndex, Runtime
 from ragloop.core.storage.catalog import Catalog
 from ragloop.core.storage.vectors import VectorStore
-from ragloop.ingest.chunking import Chunker, ChunkerConfig
+from ragloop.ingest.chunking import CHUNKER_VERSION, Chunker, ChunkerConfig
 from ragloop.ingest.loaders import LoadedDocument, LoadFailure, discover, load_file
-
-# (stage, done, total): stages are "scan" (files) and "embed" (chunks).
-ProgressFn = Callable[[str, int, int], None]
 
 # Documents are committed in groups of about this many new chunks: big enough to batch the
 # embedder well, small enough that a crash loses little work.
@@ -87,17 +85,16 @@ def embed_sorted(
     index: ActiveIndex,
     chunks: Sequence[ChunkRecord],
     batch_size: int,
-    on_batch: Callable[[int], None] | None = None,
+    progress: ProgressFn | None = None,
 ) -> np.ndarray:
     """Embed chunks in batches of similar token length (less padding), in input order."""
-    order = sorted(range(len(chunks)), key=lambda i: chunks[i].n_tokens)
-    out = np.zeros((len(chunks), index.embedder.dimension), dtype=np.float32)
-    for i in range(0, len(order), batch_size):
-        idx = order[i : i + batch_size]
-        out[idx] = index.embedder.embed_documents([chunks[j].embedding_input for j in idx])
-        if on_batch:
-            on_batch(len(idx))
-    return out
+    return index.embedder.embed_many(
+        [c.embedding_input for c in chunks],
+        batch_size,
+        progress,
+        lengths=[c.n_tokens for c in chunks],
+        stage="embed",
+    )
 
 
 @dataclass
@@ -111,6 +108,7 @@ class _Pending:
 class Ingestor:
     """Runs ingest for one runtime; the caller holds the data dir's writer lock."""
 
+    # Progress stages are "scan" (files) and "embed" (chunks).
     def __init__(self, runtime: Runtime, progress: ProgressFn | None = None) -> None:
         self.rt = runtime
         self.progress = progress or (lambda stage, done, total: None)
@@ -124,7 +122,11 @@ class Ingestor:
         self.version: ModelVersion = active
         # The chunker's signature is part of every content hash. It is remembered per version
         # so that a re-ingest of unchanged files compares hashes without loading the model.
-        key = f"chunker_signature:{self.version.version}:{s.chunk_tokens}:{s.chunk_overlap}"
+        # The key names the chunker version, so a new chunker re-chunks existing documents.
+        key = (
+            f"chunker_signature:v{CHUNKER_VERSION}:{self.version.version}:"
+            f"{s.chunk_tokens}:{s.chunk_overlap}"
+        )
         known = runtime.catalog.get_meta(key)
         if known is None:
             known = self.chunker.signature
@@ -206,7 +208,7 @@ class Ingestor:
                     changed.append((doc, digest))
             old_ids = catalog.chunk_ids_of([d.id for d, _ in changed])
             for doc, digest in changed:
-                chunks = self.chunker.split(doc.id, doc.title, doc.text, doc.format)
+                chunks = self.chunker.split(doc.id, doc.title, doc.text, doc.format, doc.sections)
                 record = DocumentRecord(
                     id=doc.id,
                     path=doc.path,
@@ -247,10 +249,8 @@ class Ingestor:
         new = [c for item in group for c in item.new]
         catalog.journal_vectors(coll, [c.id for c in new])
 
-        def tick(n: int) -> None:
-            nonlocal done
-            done += n
-            self.progress("embed", done, total)
+        def tick(stage: str, n: int, _group_total: int) -> None:
+            self.progress(stage, done + n, total)
 
         if new:
             vectors = embed_sorted(self.index, new, self.rt.settings.embed_batch_size, tick)
@@ -272,7 +272,7 @@ class Ingestor:
             report.chunks_reused += len(item.chunks) - len(item.new)
         report.chunks_embedded += len(new)
         report.chunks_deleted += len(removed)
-        return done
+        return done + len(new)
 
     def _prune(
         self, paths: Sequence[Path], seen: set[str], protected: set[str], report: IngestReport
