@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from ragloop.core.embedding.backends import THRESHOLDS
-    from ragloop.core.embedding.torch_embedder import cpu_has_native_bf16
+    from ragloop.core.embedding.hardware import cpu_has_native_bf16
     from ragloop.eval.datasets import load_beir
     from ragloop.eval.model_mode import embed_in_batches, evaluate_model
 

@@ -192,7 +192,7 @@ def ragloop_embedder(data_dir: Path) -> Any:
     The data dir matters: with ``RAGLOOP_BACKEND=auto`` the first load measures the backends
     and caches its choice (and any ONNX export) there.
     """
-    from ragloop.core.embedding.base import default_registry
+    from ragloop.core.embedding.registry import default_registry
     from ragloop.core.runtime import ModelLoader
     from ragloop.core.settings import load_settings
 
@@ -240,7 +240,7 @@ def peer_precision(choice: dict[str, Any]) -> str:
     backend maps to fp32. int8 ONNX has no torch counterpart here, so the peer runs bf16 when
     the CPU has it (its fastest equal-quality path) and the difference is printed.
     """
-    from ragloop.core.embedding.torch_embedder import cpu_has_native_bf16
+    from ragloop.core.embedding.hardware import cpu_has_native_bf16
 
     precision = str(choice["precision"])
     if precision in ("bf16", "fp32"):

@@ -113,7 +113,7 @@ def machine_record(seconds: float = 2.0) -> dict[str, Any]:
         },
     }
     try:
-        from ragloop.core.embedding.torch_embedder import cpu_has_native_bf16
+        from ragloop.core.embedding.hardware import cpu_has_native_bf16
 
         rec["ragloop_sees_native_bf16"] = cpu_has_native_bf16()
     except ImportError:  # a backend rewrite may move it; the flags above still tell

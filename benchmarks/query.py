@@ -73,7 +73,8 @@ def chunk_env(chunk_tokens: int, overlap: int) -> dict[str, str]:
 
 def estimate_chunks(chunk_tokens: int, overlap: int, every: int = 25) -> dict[str, int]:
     """Chunks per corpus predicted from every ``every``-th document, chunked as ingest would."""
-    from ragloop.core.embedding.base import EmbedderOptions, default_registry
+    from ragloop.core.embedding.base import EmbedderOptions
+    from ragloop.core.embedding.registry import default_registry
     from ragloop.eval.datasets import load_corpus
     from ragloop.ingest.chunking import Chunker, ChunkerConfig
 
