@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ragloop.core.calibration import Calibrations
 from ragloop.core.errors import InvalidInputError
 from ragloop.core.generators.base import Context, Generator, Turn, cited_numbers
 from ragloop.core.generators.fallback import stream_with_fallback
+from ragloop.core.miss_flags import miss_reasons
 from ragloop.core.records import Hit
-from ragloop.core.retriever import best_dense_score, search
+from ragloop.core.retriever import SideRankings, best_dense_score, search
 from ragloop.core.runtime import ActiveIndex, Runtime
 from ragloop.core.storage.querylog import QueryLog, QueryRecord
 from ragloop.core.storage.vectors import Where
@@ -69,7 +71,8 @@ class Answerer:
         self.log = querylog
         self.generators = generators
         self.fallback = fallback
-        self.threshold = runtime.settings.miss_score_threshold
+        #: Per-version miss thresholds (calibrated lazily, switched with the model on a swap).
+        self.calibrations = Calibrations(runtime)
 
     def validate(self, question: str, k: int | None) -> tuple[str, int]:
         """Check the question and k against the configured limits."""
@@ -87,10 +90,15 @@ class Answerer:
             raise InvalidInputError(f"k must be between 1 and {s.max_k}, got {k}")
         return question, k
 
-    def retrieve(self, req: QueryRequest) -> tuple[ActiveIndex, list[Hit]]:
-        """The active index (read once) and its top-k hits."""
+    def retrieve(
+        self, req: QueryRequest, sides: SideRankings | None = None
+    ) -> tuple[ActiveIndex, list[Hit]]:
+        """The active index (read once) and its top-k hits; ``sides`` receives each side's
+        own ranking (the miss flags compare them)."""
         index = self.rt.active_index()
-        hits = search(index, self.rt.store, self.rt.catalog, req.question, req.k, req.where)
+        hits = search(
+            index, self.rt.store, self.rt.catalog, req.question, req.k, req.where, sides=sides
+        )
         return index, hits
 
     def answer(self, req: QueryRequest) -> QueryOutcome:
@@ -107,7 +115,8 @@ class Answerer:
         """
         started = time.perf_counter()
         generator = self.generators(req.generator)  # unknown names fail before any work
-        index, hits = self.retrieve(req)
+        sides = SideRankings()
+        index, hits = self.retrieve(req, sides)
         retrieved_ms = (time.perf_counter() - started) * 1000
         contexts = [
             Context(
@@ -135,6 +144,7 @@ class Answerer:
                 req,
                 index,
                 hits,
+                sides,
                 contexts,
                 done.generator if done else generator.name,
                 answer.generator_error,
@@ -154,6 +164,7 @@ class Answerer:
         req: QueryRequest,
         index: ActiveIndex,
         hits: list[Hit],
+        sides: SideRankings,
         contexts: list[Context],
         used: str,
         error: str | None,
@@ -161,14 +172,11 @@ class Answerer:
         text: str,
     ) -> QueryOutcome:
         text = text.strip()
-        reasons = []
-        # The threshold is calibrated on dense cosines: in hybrid and lexical mode too, the
-        # best cosine among the hits decides, never the fused or BM25 score.
-        best = best_dense_score(hits)
-        if best is None or best < self.threshold:
-            reasons.append("low_score")
-        if no_answer:
-            reasons.append("no_answer")
+        # The thresholds are the answering version's own (read with the index, so a swap
+        # mid-question cannot pair one model's hits with another's cuts). low_score compares
+        # dense cosines in every mode, never the fused or BM25 score.
+        thresholds = self.calibrations.thresholds(index)
+        reasons = miss_reasons(hits, sides, thresholds, no_answer)
         return QueryOutcome(
             query_id=self.log.new_id(),
             question=req.question,

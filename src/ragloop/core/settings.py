@@ -141,6 +141,18 @@ class Settings(BaseSettings):
     max_k: int = Field(50, ge=1, le=100)
     max_question_chars: int = Field(2000, ge=10, le=100_000)
     max_upload_files: int = Field(20, ge=1, le=1000)
+    max_body_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=1024,
+        le=1 << 40,
+        description="Largest request body on every route but uploads, checked before parsing; "
+        "uploads may be RAGLOOP_MAX_UPLOAD_FILES x RAGLOOP_MAX_FILE_MB plus 1 MiB.",
+    )
+    open_writes: bool = Field(
+        False,
+        description="Let anyone upload, re-ingest and delete documents while no API key "
+        "exists (a local demo); by default writes need an API key or the admin token.",
+    )
     admin_token: SecretStr | None = Field(None, description="Bearer token for /admin routes.")
     api_keys: str = Field("", description="Comma-separated client API keys (plaintext).")
     cors_origins: str = Field("", description="Comma-separated allowed origins, or *.")

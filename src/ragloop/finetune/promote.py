@@ -8,13 +8,15 @@ collection as one unit.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ragloop.core.errors import ConflictError
+from ragloop.core.calibration import recalibrate
+from ragloop.core.errors import ConflictError, RagloopError
 from ragloop.core.records import ModelVersion
 from ragloop.core.runtime import ActiveIndex, Runtime
 from ragloop.finetune.jobspec import JobFiles
@@ -22,6 +24,8 @@ from ragloop.ingest.pipeline import embed_sorted
 
 UPSERT_BATCH = 1000
 SERVABLE = ("active", "retired", "candidate")
+
+log = logging.getLogger(__name__)
 
 
 class Promoter:
@@ -85,12 +89,21 @@ class Promoter:
         try:
             index = self.rt.index_for(mv)
             self._catch_up(index)
+            self._recalibrate(index)
             self.rt.catalog.set_active(version)
             active = self.rt.refresh()
             self.retire_old()
             return active
         finally:
             self.write_lock.release()
+
+    def _recalibrate(self, index: ActiveIndex) -> None:
+        """Measure the version's miss thresholds on its now complete collection, before it
+        serves, so its first question is judged by its own cuts (see ``core.calibration``)."""
+        try:
+            recalibrate(self.rt, index)
+        except RagloopError as exc:  # never block a promotion: it calibrates on first query
+            log.warning("miss calibration of %s failed: %s", index.version.version, exc)
 
     def _catch_up(self, index: ActiveIndex) -> None:
         """Make the collection hold exactly the catalog's chunks (the caller holds the lock)."""
