@@ -76,7 +76,8 @@ def loop_client(tmp_path: Path):  # type: ignore[no-untyped-def]
     )
     with TestClient(create_app(settings)) as client:
         files = [("files", ("corpus.jsonl", corpus.read_bytes()))]
-        job = client.post("/v1/documents", files=files).json()
+        job = client.post("/v1/documents", files=files, headers={"Authorization": "Bearer t"})
+        job = job.json()
         while not client.get(f"/v1/jobs/{job['id']}").json()["done"]:
             time.sleep(0.1)
         q = client.post("/v1/query", json={"question": "why did sailors get sick", "k": 3}).json()

@@ -124,13 +124,18 @@ def drift_sample(ids: list[str], trained: set[str], seed: int) -> list[int]:
 def drift_check(
     base: np.ndarray, current: np.ndarray, candidate: np.ndarray, min_agreement: float
 ) -> ForgettingCheck:
-    """Neighbour agreement with the base model, of the current model and of the candidate."""
+    """Neighbour agreement with the base model, of the current model and of the candidate
+    (not measured, and no refusal, on too few chunks to have neighbourhoods)."""
+    check = "neighbour agreement with the base model"
+    if len(base) <= 2 * NEIGHBOURS:
+        detail = f"not measured: only {len(base)} chunks are not trained on"
+        return ForgettingCheck(check, len(base), 1.0, 1.0, min_agreement, True, detail)
     cur = neighbour_agreement(base, current)
     cand = neighbour_agreement(base, candidate)
     passed = cand >= min_agreement
     verb = "at least" if passed else "below"
     return ForgettingCheck(
-        check="neighbour agreement with the base model",
+        check=check,
         n=len(base),
         current=round(cur, 4),
         candidate=round(cand, 4),

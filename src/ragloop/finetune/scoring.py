@@ -60,8 +60,8 @@ def recipe_label(recipe: FusionRecipe) -> str:
 class Rankings:
     """Each gate question's dense and lexical chunk rankings, and the chunks' documents."""
 
-    dense: list[Ranking]
-    lexical: list[Ranking]
+    dense: Sequence[Ranking]
+    lexical: Sequence[Ranking]
     doc_of: Mapping[str, str]
     gold: list[list[str]]
 

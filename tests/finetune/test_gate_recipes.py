@@ -1,0 +1,96 @@
+"""The gate's recipes: tuning picks the recipe known to be better, and the gate compares the
+current model with its stored recipe against the candidate with its tuned one."""
+
+from dataclasses import replace
+
+import pytest
+
+from ragloop.core.fusion import FusionRecipe
+from ragloop.finetune.scoring import Rankings, compare, recipe_grid, recipe_label, score, tune
+
+N = 20
+
+
+def _rankings(dense_right: bool, lexical_right: bool) -> Rankings:
+    """Question i's gold document is ``g{i}`` (chunk ``c{i}``). A side that is right ranks it
+    first and a noise chunk ``n{i}`` second; a wrong side returns only the noise chunk."""
+    doc_of = {f"c{i}": f"g{i}" for i in range(N)} | {f"n{i}": f"x{i}" for i in range(N)}
+    dense = [
+        [(f"c{i}", 0.9), (f"n{i}", 0.5)] if dense_right else [(f"n{i}", 0.9)] for i in range(N)
+    ]
+    lexical = [
+        [(f"c{i}", 12.0), (f"n{i}", 6.0)] if lexical_right else [(f"n{i}", 12.0)] for i in range(N)
+    ]
+    return Rankings(dense, lexical, doc_of, [[f"g{i}"] for i in range(N)])
+
+
+def test_grid_starts_with_the_current_recipe_and_holds_dense_weighted_and_rrf() -> None:
+    current = FusionRecipe(method="weighted", dense_weight=0.6, depth=40)
+    grid = recipe_grid(current)
+    assert grid[0] == current and all(r.depth == 40 for r in grid)
+    labels = [recipe_label(r) for r in grid]
+    assert labels == [
+        "weighted:0.6",
+        "dense",
+        "weighted:0.85",
+        "weighted:0.7",
+        "weighted:0.5",
+        "weighted:0.3",
+        "rrf:60",
+    ]
+
+
+def test_tuning_picks_dense_when_only_the_dense_side_is_right() -> None:
+    tuned = tune(_rankings(dense_right=True, lexical_right=False), recipe_grid(FusionRecipe()))
+    # rrf sums the noise chunk's two ranks past the gold one's single rank; weights above 0.5
+    # rank gold first (0.5 ties and goes to the better dense rank); the first winner is kept
+    assert recipe_label(tuned.recipe) == "dense"
+    assert [k for k, v in tuned.table.items() if v == 1.0] == [
+        "dense",
+        "weighted:0.85",
+        "weighted:0.7",
+        "weighted:0.5",
+    ]
+    assert tuned.folds == 5 and len(tuned.run) == N
+
+
+def test_tuning_picks_the_lowest_dense_weight_when_only_the_lexical_side_is_right() -> None:
+    tuned = tune(_rankings(dense_right=False, lexical_right=True), recipe_grid(FusionRecipe()))
+    # 0.3 * noise(dense 1, lexical 0) = 0.3 < 0.7 * gold(lexical 1): only w=0.3 ranks gold first
+    assert recipe_label(tuned.recipe) == "weighted:0.3"
+    assert tuned.table["weighted:0.3"] == 1.0
+    assert all(v < 1.0 for k, v in tuned.table.items() if k != "weighted:0.3")
+
+
+def test_gate_compares_the_current_recipe_with_the_candidates_tuned_one() -> None:
+    # Both models are equally wrong on the dense side; the lexical side is right. The current
+    # version keeps its stored recipe (dense only), the candidate is tuned to lean lexical.
+    stored = replace(FusionRecipe(), method="weighted", dense_weight=1.0)
+    rankings = _rankings(dense_right=False, lexical_right=True)
+    tuned = compare(rankings, rankings, stored, tune_recipe=True)
+    assert tuned.current_recipe == stored
+    assert tuned.candidate_recipe is not None
+    assert recipe_label(tuned.candidate_recipe) == "weighted:0.3"
+    assert tuned.candidate["ndcg@10"] == pytest.approx(1.0)
+    assert tuned.current["ndcg@10"] < 0.7  # gold second behind the noise chunk, every time
+    assert tuned.recipes is not None and tuned.recipes["dense"] == pytest.approx(
+        tuned.current["ndcg@10"], abs=1e-4
+    )
+    # Without tuning, both use the stored recipe and score the same.
+    same = compare(rankings, rankings, stored, tune_recipe=False)
+    assert same.candidate == same.current and same.recipes is None
+    # Dense serving: no fusion for either.
+    dense = compare(rankings, rankings, None)
+    assert dense.current_recipe is None and dense.candidate_recipe is None
+
+
+def test_cross_fitting_does_not_let_a_recipe_win_on_the_questions_that_chose_it() -> None:
+    # Half the questions favour dense, half lexical: on all of them no recipe wins everywhere,
+    # and the cross-fitted score is no higher than the best single recipe's.
+    a = _rankings(dense_right=True, lexical_right=False)
+    b = _rankings(dense_right=False, lexical_right=True)
+    dense = [*a.dense[:10], *b.dense[10:]]
+    mixed = Rankings(dense, [*a.lexical[:10], *b.lexical[10:]], a.doc_of, a.gold)
+    tuned = tune(mixed, recipe_grid(FusionRecipe()))
+    cross = sum(score(mixed, tuned.run)[1]) / N
+    assert cross <= max(tuned.table.values()) + 1e-9
