@@ -117,7 +117,7 @@ def test_stream_errors_are_sse_events(make_client: ClientFactory) -> None:
 
 
 def test_failure_after_the_stream_began_is_an_error_event(client: TestClient) -> None:
-    def broken(req: Any) -> Any:
+    def broken(req: Any, sides: Any = None) -> Any:
         raise StoreError("chroma went away")
 
     state(client).answerer.retrieve = broken

@@ -82,7 +82,11 @@ class CorpusRow(TypedDict):
 
     id: str
     doc: str
+    #: What the embedder sees: the title line, then the chunk text.
     text: str
+    #: The chunk text without its title line, on the chunks of gate-only documents only: their
+    #: questions are judged against it (``judged_untitled``). Absent in jobs written before.
+    body: NotRequired[str]
 
 
 class HeldoutQuestion(TypedDict):
@@ -93,6 +97,22 @@ class HeldoutQuestion(TypedDict):
     #: ``labelled`` (held-out feedback) or ``synthetic`` (a gate-only document's heading,
     #: title or LLM question); absent in jobs written before origins were kept.
     origin: NotRequired[str]
+
+
+#: Held-out origins that are real questions (users' labels, an admin-named gate set): judged
+#: against the chunks as serving holds them, title line included.
+TITLED_ORIGINS = frozenset({"labelled", "dataset"})
+
+
+def judged_untitled(origin: str) -> bool:
+    """Whether a held-out question of this origin is judged without its document's titles.
+
+    A gate-only document's question is its heading or title (or an LLM's question about the
+    chunk and its title); every chunk carries that title line, in its vector and in the FTS5
+    ``title`` column, so judged with it the question would find its own document under any
+    model. Such questions are judged against the chunk text alone; users' questions are not.
+    """
+    return origin not in TITLED_ORIGINS
 
 
 class JobFiles:

@@ -23,7 +23,7 @@ import numpy as np
 from ragloop.core.errors import ConflictError, InvalidInputError
 from ragloop.core.fusion import FusionRecipe
 from ragloop.core.generators.base import LLMGenerator
-from ragloop.core.records import ModelVersion
+from ragloop.core.records import ChunkRecord, ModelVersion
 from ragloop.core.runtime import Runtime
 from ragloop.core.storage.jobs import FINAL_STATES, Job, JobStore
 from ragloop.core.storage.querylog import LABELLED_SOURCES, QueryLog
@@ -40,6 +40,7 @@ from ragloop.finetune.jobspec import (
     JobFiles,
     JobSpec,
     TrainRow,
+    judged_untitled,
 )
 from ragloop.finetune.options import RetrainOptions
 from ragloop.finetune.pairs import Pair, TrainingSet, build_training_set, mask_span
@@ -133,6 +134,10 @@ class RetrainManager:
     def _run(self, job_id: str, options: RetrainOptions) -> None:
         files = self._job_files(job_id)
         try:
+            if self._cancelled(job_id):
+                # Cancelled while still queued: marking it running would lose the cancel.
+                self.jobs.update(job_id, state="cancelled", message="cancelled")
+                return
             self.jobs.update(job_id, state="running", message=PAIRS.name)
             files.root.mkdir(parents=True, exist_ok=True)
             llm = self.llm() if {"pseudo", "synthetic"} & set(options.sources) else None
@@ -196,9 +201,18 @@ class RetrainManager:
         corpus = [c for batch in self.rt.catalog.iter_chunks(5000) for c in batch]
         for c in corpus:
             texts[c.id] = c.embedding_input
-        files.write_corpus(
-            CorpusRow(id=c.id, doc=c.document_id, text=c.embedding_input) for c in corpus
-        )
+        doc_of = {c.id: c.document_id for c in corpus}
+        origins = {q: data.origins.get(q, "synthetic") for q, _ in data.heldout}
+        # Gate-only documents' chunks carry their text without the title line too: the gate
+        # judges those documents' heading and title questions against it (worker._gate).
+        untitled_docs = {
+            doc_of[c]
+            for q, gold in data.heldout
+            if judged_untitled(origins[q])
+            for c in gold
+            if c in doc_of
+        }
+        files.write_corpus(_corpus_row(c, c.document_id in untitled_docs) for c in corpus)
         stored = self.rt.store.vectors(index.collection, [c.id for c in corpus])
         missing = [c for c in corpus if c.id not in stored]
         if missing:  # should not happen; embed rather than gate on a partial corpus
@@ -206,13 +220,12 @@ class RetrainManager:
             stored.update({c.id: v for c, v in zip(missing, vecs, strict=True)})
         np.save(files.current_vectors, np.stack([stored[c.id] for c in corpus]))
         files.write_train(_train_row(p, texts) for p in data.train)
-        doc_of = {c.id: c.document_id for c in corpus}
         files.write_heldout(
             [
                 HeldoutQuestion(
                     question=q,
                     gold=sorted({doc_of[c] for c in gold if c in doc_of}),
-                    origin=data.origins.get(q, "synthetic"),
+                    origin=origins[q],
                 )
                 for q, gold in data.heldout
             ]
@@ -335,6 +348,13 @@ class RetrainManager:
             self.jobs.update(
                 job_id, state="failed", message=f"resuming the promotion failed: {exc}"
             )
+
+
+def _corpus_row(chunk: ChunkRecord, untitled: bool) -> CorpusRow:
+    row = CorpusRow(id=chunk.id, doc=chunk.document_id, text=chunk.embedding_input)
+    if untitled:
+        row["body"] = chunk.text
+    return row
 
 
 def _train_row(pair: Pair, texts: dict[str, str]) -> TrainRow:

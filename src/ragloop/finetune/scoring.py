@@ -6,6 +6,12 @@ lexical side is the deployment's own BM25 index (``core.storage.lexical``, FTS5)
 foreign corpus (an admin-named BEIR gate set) the same index built in a temporary SQLite
 catalog, so there is one BM25 implementation. Fusion is ``core.fusion.fuse``, the serving code.
 
+A gate-only document's heading or title question is judged without the title it was taken
+from (``jobspec.judged_untitled``): every chunk carries its title line, so otherwise it would
+find its own document under any model and recipe. Such a question searches vectors of the
+gate-only documents' chunk text without the title line (``with_bodies``; other chunks keep
+their vectors) and the FTS5 ``text`` column only (``BODY_COLUMNS``).
+
 Tuning picks the candidate's recipe from a small grid on the gate questions. Picking the best
 of several recipes on the very questions that then judge it would flatter the candidate, so its
 per-question scores are *cross-fitted*: each fold of questions is scored with the recipe that
@@ -16,18 +22,20 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
+from ragloop.core.embedding.base import Embedder
 from ragloop.core.fusion import FusionRecipe, Ranking, fuse
 from ragloop.core.records import ChunkRecord, DocumentRecord
 from ragloop.core.storage.catalog import Catalog
 from ragloop.eval.datasets import BeirDataset
 from ragloop.eval.metrics import DEFAULT_KS, PRIMARY_METRIC, evaluate_run, per_query
+from ragloop.eval.model_mode import embed_in_batches
 from ragloop.eval.search import ExactIndex
 
 KS = DEFAULT_KS
@@ -37,8 +45,17 @@ FOLDS = 5
 #: version's own recipe is added to it, so a candidate can always keep it. Order breaks ties.
 GRID_WEIGHTS = (1.0, 0.85, 0.7, 0.5, 0.3)
 
-#: (question) -> lexical (chunk id, BM25) best first, at most ``depth``.
-LexicalSearch = Callable[[str, int], Ranking]
+#: The FTS5 columns an untitled question is searched in: the chunk text, not its title.
+BODY_COLUMNS = ("text",)
+
+
+class LexicalSearch(Protocol):
+    """(question, depth) -> lexical (chunk id, BM25) best first, at most ``depth``; ``columns``
+    limits the match to those FTS5 columns (default: all)."""
+
+    def __call__(
+        self, query: str, depth: int, /, *, columns: Sequence[str] | None = None
+    ) -> Ranking: ...
 
 
 def recipe_grid(current: FusionRecipe) -> list[FusionRecipe]:
@@ -86,21 +103,57 @@ class Rankings:
 
 
 def dense_rankings(
-    chunk_ids: Sequence[str], chunk_vecs: np.ndarray, query_vecs: np.ndarray, depth: int
+    chunk_ids: Sequence[str],
+    chunk_vecs: np.ndarray,
+    query_vecs: np.ndarray,
+    depth: int,
+    untitled: Sequence[bool] = (),
+    untitled_vecs: np.ndarray | None = None,
 ) -> list[Ranking]:
-    """Exact top-``depth`` chunks per question by cosine (unit vectors)."""
-    found: list[Ranking] = list(ExactIndex(list(chunk_ids), chunk_vecs).search(query_vecs, depth))
-    return found
+    """Exact top-``depth`` chunks per question by cosine (unit vectors). Questions flagged in
+    ``untitled`` search ``untitled_vecs`` instead: the same chunks, gate-only documents' rows
+    encoded without their title line (``with_bodies``)."""
+    flags = list(untitled) or [False] * len(query_vecs)
+    if any(flags) and untitled_vecs is None:
+        raise ValueError("untitled questions need the chunks' untitled vectors")
+    out: list[Ranking] = [[] for _ in flags]
+    for vecs, side in ((chunk_vecs, False), (untitled_vecs, True)):
+        rows = [i for i, flag in enumerate(flags) if flag is side]
+        if rows and vecs is not None:
+            found = ExactIndex(list(chunk_ids), vecs).search(query_vecs[rows], depth)
+            for i, ranking in zip(rows, found, strict=True):
+                out[i] = list(ranking)
+    return out
+
+
+def with_bodies(embedder: Embedder, vecs: np.ndarray, bodies: Mapping[int, str]) -> np.ndarray:
+    """A copy of ``vecs`` whose rows in ``bodies`` are ``embedder``'s vectors of those chunks'
+    text without the title line. Only those rows (the gate-only documents' chunks, a small
+    set) are encoded; every other chunk keeps the vector serving has."""
+    out = vecs.copy()
+    if bodies:
+        rows = list(bodies)
+        out[rows] = embed_in_batches(embedder, [bodies[r] for r in rows], is_query=False)
+    return out
 
 
 def lexical_rankings(
-    search: LexicalSearch | None, questions: Sequence[str], depth: int, known: Mapping[str, str]
+    search: LexicalSearch | None,
+    questions: Sequence[str],
+    depth: int,
+    known: Mapping[str, str],
+    untitled: Sequence[bool] = (),
 ) -> list[Ranking]:
     """BM25 top-``depth`` per question, limited to ``known`` chunks (chunks ingested after the
-    job's corpus was written are not in the dense side either); [] each without an index."""
+    job's corpus was written are not in the dense side either); [] each without an index.
+    Questions flagged in ``untitled`` match the chunk text only (``BODY_COLUMNS``)."""
     if search is None:
         return [[] for _ in questions]
-    return [[(c, s) for c, s in search(q, depth) if c in known] for q in questions]
+    flags = list(untitled) or [False] * len(questions)
+    return [
+        [(c, s) for c, s in search(q, depth, columns=BODY_COLUMNS if bare else None) if c in known]
+        for q, bare in zip(questions, flags, strict=True)
+    ]
 
 
 def score(rankings: Rankings, run: dict[str, list[str]]) -> tuple[dict[str, float], list[float]]:
@@ -202,10 +255,10 @@ class TemporaryLexical:
         for start in range(0, len(items), 2000):
             self.catalog.save_documents(items[start : start + 2000], "gate")
 
-    def search(self, query: str, depth: int) -> Ranking:
-        """BM25 over the gate corpus."""
+    def search(self, query: str, depth: int, columns: Sequence[str] | None = None) -> Ranking:
+        """BM25 over the gate corpus (``columns``: those FTS5 columns only)."""
         lexical = self.catalog.lexical
-        return lexical.search(query, depth) if lexical is not None else []
+        return lexical.search(query, depth, columns=columns) if lexical is not None else []
 
     def close(self) -> None:
         """Drop the temporary catalog."""

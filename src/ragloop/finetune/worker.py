@@ -48,9 +48,11 @@ from ragloop.finetune.jobspec import (
     GATE,
     TRAINING,
     CorpusRow,
+    HeldoutQuestion,
     JobFiles,
     Stage,
     TrainRow,
+    judged_untitled,
     write_gate,
 )
 from ragloop.finetune.scoring import (
@@ -61,6 +63,7 @@ from ragloop.finetune.scoring import (
     dense_rankings,
     lexical_rankings,
     report_recipe,
+    with_bodies,
 )
 from ragloop.finetune.trainer import Report, train_full, train_query_adapter
 
@@ -209,6 +212,11 @@ class Worker:
         recipe = current.fusion if hybrid else None
         lexical: TemporaryLexical | None = None
         search: LexicalSearch | None = None
+        # Gate-only documents' heading and title questions are judged without the title line
+        # they were taken from: vectors of those documents' chunk text and the FTS5 text column
+        # (jobspec.judged_untitled); an admin-named set's questions and labelled ones are not.
+        untitled: list[bool] = []
+        bodies: dict[int, str] = {}
         try:
             if options.gate_dataset:
                 ds = load_beir(Path(options.gate_dataset), options.gate_split)
@@ -233,15 +241,31 @@ class Worker:
                 questions = [h["question"] for h in held]
                 gold = [h["gold"] for h in held]
                 origins = dict(Counter(h.get("origin", "synthetic") for h in held))
+                untitled = [judged_untitled(h.get("origin", "synthetic")) for h in held]
+                bodies = self._bodies(corpus, held, untitled)
                 gate_set = "held-out pairs"
                 fts = self.catalog.lexical if hybrid else None
-                search = (lambda q, k: fts.search(q, k)) if fts is not None else None
+                search = fts.search if fts is not None else None
             depth = recipe.depth if recipe is not None else DENSE_DEPTH
-            lex = lexical_rankings(search, questions, depth, doc_of)
+            lex = lexical_rankings(search, questions, depth, doc_of, untitled)
             cur_q = embed_in_batches(current.embedder, questions, is_query=True)
             cand_q = embed_in_batches(candidate, questions, is_query=True)
-            cur = Rankings(dense_rankings(ids, cur_docs, cur_q, depth), lex, doc_of, gold)
-            cand = Rankings(dense_rankings(ids, cand_docs, cand_q, depth), lex, doc_of, gold)
+            cur_bare = with_bodies(current.embedder, cur_docs, bodies) if bodies else cur_docs
+            # A query-only candidate keeps the current document vectors, so their bodies too.
+            cand_bare = (
+                cur_bare
+                if options.query_only or not bodies
+                else with_bodies(candidate, cand_docs, bodies)
+            )
+            cur = Rankings(
+                dense_rankings(ids, cur_docs, cur_q, depth, untitled, cur_bare), lex, doc_of, gold
+            )
+            cand = Rankings(
+                dense_rankings(ids, cand_docs, cand_q, depth, untitled, cand_bare),
+                lex,
+                doc_of,
+                gold,
+            )
         finally:
             if lexical is not None:
                 lexical.close()
@@ -268,6 +292,26 @@ class Worker:
         result.recipes = compared.recipes
         result.question_origins = origins
         return result
+
+    def _bodies(
+        self, corpus: list[CorpusRow], held: list[HeldoutQuestion], untitled: list[bool]
+    ) -> dict[int, str]:
+        """Corpus row -> chunk text without its title line, for every chunk of the documents
+        that untitled questions point to (the gate-only documents); rows with no title line
+        are left out (their vectors already are of the text alone). A job written before
+        corpus rows carried the text alone reads it from the catalog; a chunk deleted since
+        keeps its titled vector."""
+        docs = {d for h, bare in zip(held, untitled, strict=True) if bare for d in h["gold"]}
+        rows = [i for i, c in enumerate(corpus) if c["doc"] in docs]
+        older = [corpus[i]["id"] for i in rows if "body" not in corpus[i]]
+        stored = self.catalog.get_chunks(older) if older else {}
+        out: dict[int, str] = {}
+        for i in rows:
+            row = corpus[i]
+            body = row["body"] if "body" in row else getattr(stored.get(row["id"]), "text", None)
+            if body is not None and body != row["text"]:
+                out[i] = body
+        return out
 
     def _forgetting(
         self,

@@ -236,3 +236,47 @@ def test_check_reports_the_lexical_index(tmp_path: Path, fake_runtime: Runtime) 
         conn.execute(text(f"DELETE FROM {KEYS_TABLE}"))
     broken = check_index(fake_runtime)
     assert not broken.ok and broken.to_dict()["lexical"]["missing"] == broken.chunks
+
+
+def test_a_search_limited_to_the_text_column_never_matches_a_title(catalog: Catalog) -> None:
+    _seed(catalog)
+    assert match_expression("the Ships", ["text"]) == 'text : ( "ships" )'
+    assert (
+        match_expression("ships lava", ["title", "text"]) == '{title text} : ( "ships" OR "lava" )'
+    )
+    assert match_expression("the of", ["text"]) is None
+    lex = _lex(catalog)
+    # "ships" is only in c's heading path; "scurvy" is in c's heading path and a's and b's text
+    assert lex.search("ships", 10, columns=["text"]) == []
+    assert [cid for cid, _ in lex.search("scurvy", 10, columns=["text"])] == ["a", "b"]
+    assert [cid for cid, _ in lex.search("scurvy", 10, columns=["title"])] == ["c"]
+    # the default still searches both columns; filters combine with a column limit
+    assert _ids(catalog, "ships") == ["c"]
+    assert lex.search("scurvy", 10, {"document_id": "d2"}, columns=["text"]) == []
+    with pytest.raises(InvalidInputError, match="unknown lexical column body"):
+        lex.search("scurvy", 10, columns=["body"])
+    with pytest.raises(InvalidInputError, match="unknown lexical column"):
+        lex.search("scurvy", 10, columns=[])
+
+
+def test_a_titles_words_add_nothing_to_a_text_column_score(catalog: Catalog) -> None:
+    # Two chunks with the same text, one titled with the query's word: over all columns the
+    # title counts (and a chunk matching only in its title is found); limited to the text, a
+    # title's words neither match nor score.
+    body = "volcano lava flows down the mountain"
+    catalog.save_documents(
+        [
+            (_doc("d1"), [_chunk("t", "d1", body, title="Lava")]),
+            (_doc("d2"), [_chunk("u", "d2", body)]),
+            (_doc("d3"), [_chunk("v", "d3", "bread flour yeast", title="Lava lava")]),
+        ],
+        "coll",
+    )
+    lex = _lex(catalog)
+    full = dict(lex.search("lava", 10))
+    assert list(full) == ["v", "t", "u"] and full["t"] > full["u"]
+    text_only = dict(lex.search("lava", 10, columns=["text"]))
+    # FTS5's bm25 normalises by the whole row's length: the titled chunk, a longer row, is
+    # now a little behind the untitled one with the same text
+    assert list(text_only) == ["u", "t"]
+    assert text_only["u"] == pytest.approx(full["u"]) and text_only["t"] < full["t"]

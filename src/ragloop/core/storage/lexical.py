@@ -18,7 +18,9 @@ existing chunks, once) when a catalog without them is opened:
 
 Queries drop a small English stop-word list, quote each remaining term (so ``"``, ``*``, ``-``,
 ``NEAR``, ``AND``... are text, never syntax) and OR them; ``bm25()`` ranks (FTS5 returns it
-negated; we return it positive, higher is better).
+negated; we return it positive, higher is better). A search may be limited to some columns
+(an FTS5 column filter, ``text : (...)``): the learning loop's gate searches a heading or
+title question against the chunk text alone, so its own title line cannot find it.
 
 Cost, measured on SciFact (5,183 abstracts -> 9,991 chunks of ~850 characters with titles):
 the lexical objects take 586 bytes per chunk (FTS5 postings 485, key table and its unique index
@@ -36,7 +38,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +69,9 @@ STOP_WORDS = frozenset(
 )
 
 _TERM = re.compile(r"\w+", re.UNICODE)
+
+#: The indexed columns, in the FTS5 table's order: a search may be limited to some of them.
+COLUMNS = ("title", "text")
 
 # Trigger bodies. The 'delete' command must be given exactly the values that were indexed,
 # which old.* are.
@@ -106,14 +111,29 @@ _OBJECTS = (
 )
 
 
-def match_expression(query: str) -> str | None:
+def match_expression(query: str, columns: Sequence[str] | None = None) -> str | None:
     """The FTS5 MATCH string for a question: its non-stop-word terms, quoted and OR-ed.
 
     None when nothing is left (empty, only stop words or punctuation). Each term is a run of
     word characters, so it never holds a double quote and quoting makes it a plain string.
+    ``columns`` (of ``COLUMNS``) limits the match to those columns with an FTS5 column filter,
+    ``text : ( "a" OR "b" )``; None (the default) matches every column.
     """
     terms = [t for t in dict.fromkeys(_TERM.findall(query.lower())) if t not in STOP_WORDS]
-    return " OR ".join(f'"{t}"' for t in terms) if terms else None
+    if not terms:
+        return None
+    expr = " OR ".join(f'"{t}"' for t in terms)
+    if columns is None:
+        return expr
+    unknown = sorted(set(columns) - set(COLUMNS))
+    if unknown or not columns:
+        raise InvalidInputError(
+            f"unknown lexical column {', '.join(unknown) or '(none given)'}; "
+            f"use {', '.join(COLUMNS)}"
+        )
+    names = list(dict.fromkeys(columns))
+    target = names[0] if len(names) == 1 else "{" + " ".join(names) + "}"
+    return f"{target} : ( {expr} )"
 
 
 @dataclass(frozen=True)
@@ -150,9 +170,14 @@ class LexicalIndex(ABC):
 
     @abstractmethod
     def search(
-        self, query: str, k: int, where: Mapping[str, Any] | None = None
+        self,
+        query: str,
+        k: int,
+        where: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
     ) -> list[tuple[str, float]]:
-        """Up to ``k`` (chunk id, score) pairs, best first; [] when the query has no terms."""
+        """Up to ``k`` (chunk id, score) pairs, best first; [] when the query has no terms.
+        ``columns`` limits the match to those of ``COLUMNS`` (default: all)."""
 
     @abstractmethod
     def verify(self) -> LexicalCheck:
@@ -170,10 +195,15 @@ class SqliteFtsIndex(LexicalIndex):
         self.engine = engine
 
     def search(
-        self, query: str, k: int, where: Mapping[str, Any] | None = None
+        self,
+        query: str,
+        k: int,
+        where: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
     ) -> list[tuple[str, float]]:
-        """BM25 top-``k``, honouring ``document_id`` / ``source`` equality filters."""
-        expr = match_expression(query)
+        """BM25 top-``k``, honouring ``document_id`` / ``source`` equality filters; with
+        ``columns``, only terms in those columns match and score."""
+        expr = match_expression(query, columns)
         if expr is None or k <= 0:
             return []
         params: dict[str, Any] = {"q": expr, "k": k}
