@@ -77,6 +77,16 @@ def test_oversize_file_is_skipped_with_the_limit_named(tmp_path: Path) -> None:
     assert "RAGLOOP_MAX_FILE_MB" in failure.reason
 
 
+def test_oversize_message_counts_mib_as_mib(tmp_path: Path) -> None:
+    """RAGLOOP_MAX_FILE_MB counts MiB: a file one byte over 1 MiB once read "1.0 MB is over the
+    1.0 MB limit" (MiB printed as MB, rounded until the two sizes looked equal)."""
+    path = tmp_path / "big.txt"
+    path.write_bytes(b"x" * (2**20 + 1))
+    [failure] = _docs(path, limit=2**20)
+    assert isinstance(failure, LoadFailure)
+    assert "1048577 bytes is over the 1 MiB limit (1048576 bytes" in failure.reason
+
+
 def test_beir_bad_lines_fail_alone(tmp_path: Path) -> None:
     path = tmp_path / "corpus.jsonl"
     path.write_text(

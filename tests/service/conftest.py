@@ -17,6 +17,9 @@ from tests.fakes import DEFAULT_VOCAB, KeywordEmbedder, fake_generator_factory, 
 from tests.ingest.samples import write_corpus
 
 ClientFactory = Callable[..., TestClient]
+#: What a non-browser client sends with a multipart upload when writes are open (no key in
+#: use): any credential header; a cross-site HTML form cannot set one (see ``check_writer``).
+WRITER = {"X-API-Key": "open-writes"}
 
 
 @pytest.fixture
@@ -28,6 +31,8 @@ def make_client(tmp_path: Path) -> Iterator[ClientFactory]:
         data = tmp_path / f"data{len(clients)}"
         # Keyword-fake cosines are low (out-of-vocabulary words share one dimension).
         overrides.setdefault("miss_score_threshold", 0.1)
+        # Most tests upload without a key; the closed default has its own tests.
+        overrides.setdefault("open_writes", True)
         settings = Settings(
             data_dir=data, embedder="fake-keyword", chunk_tokens=24, chunk_overlap=4, **overrides
         )

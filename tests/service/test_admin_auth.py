@@ -62,6 +62,80 @@ def test_stored_keys_hash_only_and_revocation(make_client: ClientFactory) -> Non
     headers = {"X-API-Key": plaintext}
     assert client.post("/v1/query", json={"question": "whale"}, headers=headers).status_code == 200
     keys.revoke(record.id)
-    assert (
-        client.post("/v1/query", json={"question": "whale"}, headers=headers).status_code == 200
-    )  # no keys left: open again
+    # No active key left, and still nothing is open: not with the revoked key, not without one.
+    assert client.post("/v1/query", json={"question": "whale"}, headers=headers).status_code == 401
+    assert client.post("/v1/query", json={"question": "whale"}).status_code == 401
+    upload = {"files": ("a.txt", b"apple")}
+    assert client.post("/v1/documents", files=upload, headers=headers).status_code == 401
+
+
+def test_writes_are_closed_by_default(make_client: ClientFactory) -> None:
+    """With no key (the default), reads stay open but uploads and deletes are refused."""
+    client = make_client(open_writes=False)
+    upload = {"files": ("a.txt", b"apple pie")}
+    for r in (
+        client.post("/v1/documents", files=upload),
+        client.post("/api/upload", files={"file": ("a.txt", b"apple")}),
+        client.delete("/v1/documents/whatever"),
+    ):
+        assert r.status_code == 403, r.text
+        assert "RAGLOOP_OPEN_WRITES" in r.text
+    assert client.post("/v1/query", json={"question": "whale"}).status_code == 200
+    assert client.get("/v1/documents").status_code == 200
+
+
+def test_the_admin_token_or_a_key_may_write(make_client: ClientFactory) -> None:
+    client = make_client(open_writes=False, admin_token="s3cret")
+    upload = {"files": ("a.txt", b"apple pie")}
+    r = client.post("/v1/documents", files=upload)
+    assert r.status_code == 401 and "admin token" in r.json()["error"]["message"]
+    admin = {"Authorization": "Bearer s3cret"}
+    assert client.post("/v1/documents", files=upload, headers=admin).status_code == 202
+    r = client.post("/api/upload", files={"file": ("b.txt", b"apple")}, headers=admin)
+    assert r.status_code == 200 and r.json()["success"] is True
+    assert client.delete("/v1/documents/nope", headers=admin).status_code == 404
+    keyed = make_client(open_writes=False, api_keys="k1")
+    assert keyed.post("/v1/documents", files=upload).status_code == 401
+    assert keyed.post("/v1/documents", files=upload, headers={"X-API-Key": "k1"}).status_code == 202
+
+
+def test_open_writes_still_refuse_cross_site_posts(make_client: ClientFactory) -> None:
+    """RAGLOOP_OPEN_WRITES opens writes to clients, not to any web page a visitor opens: a
+    form or text/plain post needs no CORS preflight, so such bodies are refused."""
+    client = make_client(open_writes=True)
+    # A multipart form without a credential header (what an HTML form can send).
+    r = client.post("/api/upload", files={"file": ("a.txt", b"apple")}, data={"api_key": "x"})
+    assert r.status_code == 401 and "credential header" in r.text
+    assert client.post("/v1/documents", files={"files": ("a.txt", b"x")}).status_code == 401
+    ok = client.post("/v1/documents", files={"files": ("a.txt", b"x")}, headers={"X-API-Key": "y"})
+    assert ok.status_code == 202
+    # JSON routes refuse text/plain and form bodies (they would dodge the preflight).
+    for path in ("/api/feedback", "/api/answer", "/v1/chat/completions", "/v1/embeddings"):
+        for ctype in ("text/plain", "application/x-www-form-urlencoded"):
+            r = client.post(path, content=b'{"question": "whale"}', headers={"content-type": ctype})
+            assert r.status_code == 415, (path, ctype, r.text)
+    r = client.post(
+        "/v1/feedback",
+        content=b'{"query_id": "q", "rating": "down"}',
+        headers={"content-type": "text/plain"},
+    )
+    assert r.status_code in (415, 422)
+
+
+def test_api_keys_in_urls_are_redacted_from_access_logs() -> None:
+    import logging
+
+    from ragloop.service.app import RedactKeys
+
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", "/api/sources?limit=5&api_key=rl_secret&x=1", "1.1", 200),
+        None,
+    )
+    assert RedactKeys().filter(record)
+    assert "rl_secret" not in record.getMessage()
+    assert "api_key=REDACTED&x=1" in record.getMessage()

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from ragloop.core.storage.jobs import Job
 from ragloop.service.docsgpt.sources import task_result
-from tests.service.conftest import ClientFactory
+from tests.service.conftest import WRITER, ClientFactory
 
 
 def wait_for(client: TestClient, task_id: str, **params: str) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def wait_for(client: TestClient, task_id: str, **params: str) -> dict[str, Any]:
 
 def test_upload_poll_and_list(client: TestClient) -> None:
     files = [("file", ("bananas.md", b"# Bananas\n\nA banana is a fruit.")), ("user", (None, "u"))]
-    r = client.post("/api/upload", files=files, data={"name": "fruit"})
+    r = client.post("/api/upload", headers=WRITER, files=files, data={"name": "fruit"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["success"] is True and set(body) == {"success", "task_id", "source_id"}
@@ -51,10 +51,10 @@ def test_upload_poll_and_list(client: TestClient) -> None:
 
 
 def test_upload_errors_in_docsgpt_shape(client: TestClient) -> None:
-    none = client.post("/api/upload", data={"user": "u", "name": "n"})
+    none = client.post("/api/upload", headers=WRITER, data={"user": "u", "name": "n"})
     assert none.status_code == 400 and none.json()["success"] is False
     assert "file" in none.json()["message"]
-    exe = client.post("/api/upload", files={"file": ("tool.exe", b"MZ")})
+    exe = client.post("/api/upload", headers=WRITER, files={"file": ("tool.exe", b"MZ")})
     assert exe.status_code == 415 and "unsupported file type" in exe.json()["error"]
     assert client.get("/api/task_status").status_code == 400
     unknown = client.get("/api/task_status", params={"task_id": "nope"})

@@ -3,7 +3,7 @@ import time
 from fastapi.testclient import TestClient
 
 from tests.ingest.samples import make_pdf
-from tests.service.conftest import ClientFactory
+from tests.service.conftest import WRITER, ClientFactory
 
 
 def _wait(client: TestClient, job_id: str) -> dict:  # type: ignore[type-arg]
@@ -24,6 +24,7 @@ def test_upload_runs_an_ingest_job_and_documents_can_be_deleted(
     )
     r = client.post(
         "/v1/documents",
+        headers=WRITER,
         files=[
             ("files", ("notes.md", b"# Apple notes\n\nAn apple and an orange.", "text/markdown")),
             ("files", ("banana.pdf", pdf.read_bytes(), "application/pdf")),
@@ -44,6 +45,7 @@ def test_upload_runs_an_ingest_job_and_documents_can_be_deleted(
     # re-uploading the same name replaces that document instead of adding one
     again = client.post(
         "/v1/documents",
+        headers=WRITER,
         files=[("files", ("notes.md", b"# Apple notes\n\nOnly apples now.", "text/markdown"))],
     )
     job = _wait(client, again.json()["id"])
@@ -59,15 +61,21 @@ def test_upload_runs_an_ingest_job_and_documents_can_be_deleted(
 def test_upload_limits(make_client: ClientFactory) -> None:
     client = make_client(max_upload_files=2, max_file_mb=0.001)
     too_many = client.post(
-        "/v1/documents", files=[("files", (f"{i}.txt", b"x", "text/plain")) for i in range(3)]
+        "/v1/documents",
+        headers=WRITER,
+        files=[("files", (f"{i}.txt", b"x", "text/plain")) for i in range(3)],
     )
     assert too_many.status_code == 400 and "limit is 2" in too_many.json()["error"]["message"]
     bad_type = client.post(
-        "/v1/documents", files=[("files", ("x.exe", b"MZ", "application/octet-stream"))]
+        "/v1/documents",
+        headers=WRITER,
+        files=[("files", ("x.exe", b"MZ", "application/octet-stream"))],
     )
     assert bad_type.status_code == 415
     big = client.post(
-        "/v1/documents", files=[("files", ("big.txt", b"word " * 1000, "text/plain"))]
+        "/v1/documents",
+        headers=WRITER,
+        files=[("files", ("big.txt", b"word " * 1000, "text/plain"))],
     )
     assert big.status_code == 413 and "RAGLOOP_MAX_FILE_MB" in big.json()["error"]["message"]
     none = client.post("/v1/documents")
@@ -78,6 +86,7 @@ def test_upload_limits(make_client: ClientFactory) -> None:
 def test_path_tricks_in_file_names_stay_in_the_uploads_folder(client: TestClient) -> None:
     r = client.post(
         "/v1/documents",
+        headers=WRITER,
         files=[("files", ("../../etc/evil.md", b"# Evil\n\nwhale", "text/markdown"))],
     )
     job = _wait(client, r.json()["id"])

@@ -46,7 +46,7 @@ def test_stream_without_usage_and_an_in_band_error(client: TestClient) -> None:
     assert [e["docsgpt"]["type"] for e in events if "docsgpt" in e] == ["source", "id"]
     assert events[-1]["ragloop"]["miss"] is False
 
-    def broken(req: Any) -> Any:
+    def broken(req: Any, sides: Any = None) -> Any:
         raise StoreError("chroma went away")
 
     client.app.state.rl.answerer.retrieve = broken  # type: ignore[attr-defined]

@@ -17,7 +17,8 @@ def test_upload_ask_cite_feedback_with_the_real_model(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", generator="extractive", admin_token="t")
     with TestClient(create_app(settings)) as client:
         files = [("files", (p.name, p.read_bytes())) for p in sorted(corpus.iterdir())]
-        job = client.post("/v1/documents", files=files).json()
+        admin = {"Authorization": "Bearer t"}  # writes need a key or the admin token
+        job = client.post("/v1/documents", files=files, headers=admin).json()
         while not (state := client.get(f"/v1/jobs/{job['id']}").json())["done"]:
             pass
         assert state["state"] == "succeeded" and state["result"]["added"] == 8

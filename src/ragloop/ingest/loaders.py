@@ -287,9 +287,11 @@ def load_file(path: Path, max_bytes: int) -> Iterator[Loaded]:
         loader = loader_for(path)
         size = path.stat().st_size
         if size > max_bytes:
+            # RAGLOOP_MAX_FILE_MB counts MiB; bytes say exactly how far over the file is
+            # (in rounded MB a file just over 50 MiB read "52.4 MB is over the 52.4 MB limit").
             raise DocumentError(
-                f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:.1f} MB limit "
-                "(RAGLOOP_MAX_FILE_MB)"
+                f"{size} bytes is over the {max_bytes / 2**20:g} MiB limit ({max_bytes} bytes, "
+                "RAGLOOP_MAX_FILE_MB)"
             )
         data = path.read_bytes()
         yield from loader(path, data)

@@ -1,10 +1,11 @@
 """Client API keys: from ``RAGLOOP_API_KEYS`` and/or created with ``ragloop keys create``.
 
-Stored keys are kept only as SHA-256 hashes; the plaintext is shown once, at creation. When any
-key exists, the query, feedback and upload routes require one. Whether any exists is asked on
-every request, so the answer is kept for ``REQUIRED_TTL_S``: keys created or revoked through
-this object take effect at once, those created or revoked by another process (``ragloop keys``
-beside a running server) within that time.
+Stored keys are kept only as SHA-256 hashes; the plaintext is shown once, at creation. Once any
+key has been created, the query, feedback and upload routes require one, for good: revoking
+the last key leaves every route closed rather than turning authentication off. Whether any key
+exists is asked on every request, so the answer is kept for ``REQUIRED_TTL_S``: keys created
+or revoked through this object take effect at once, those created by another process
+(``ragloop keys`` beside a running server) within that time.
 """
 
 from __future__ import annotations
@@ -93,16 +94,18 @@ class ApiKeys:
         return next(k for k in self.all() if k.id == key_id)
 
     def required(self) -> bool:
-        """True when any key exists, so requests must carry one."""
+        """True when any key exists or ever existed, so requests must carry a valid one.
+
+        Revoked keys count: revoking the last key used to turn authentication off, so one
+        revocation (meant to lock a client out) opened the service to everyone.
+        """
         if self._env_hashes:
             return True
         cached, now = self._required, time.monotonic()
         if cached is not None and now - cached[0] < REQUIRED_TTL_S:
             return cached[1]
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(t.api_keys.c.id).where(t.api_keys.c.revoked_at.is_(None)).limit(1)
-            ).first()
+            row = conn.execute(select(t.api_keys.c.id).limit(1)).first()
         self._required = (now, row is not None)
         return row is not None
 

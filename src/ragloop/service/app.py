@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -33,6 +35,7 @@ from ragloop.service.docsgpt import answers as routes_docsgpt
 from ragloop.service.docsgpt import sources as routes_docsgpt_sources
 from ragloop.service.errors import install_error_handlers
 from ragloop.service.ingest_jobs import IngestRunner
+from ragloop.service.limits import BodyLimit
 from ragloop.service.metrics import Metrics
 from ragloop.service.native import admin as routes_admin
 from ragloop.service.native import documents as routes_documents
@@ -151,6 +154,7 @@ def create_app(
     """
     settings = settings or load_settings()
     check_generator_setting(settings)
+    install_log_redaction()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -173,6 +177,8 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Innermost of the middlewares: its 413s still get CORS headers and latency metrics.
+    app.add_middleware(BodyLimit, settings=settings)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
@@ -230,6 +236,30 @@ class RequestLatency:
                 state.metrics.latency.labels(scope["method"], route, str(status)).observe(
                     time.perf_counter() - started
                 )
+
+
+#: ``api_key=...`` in a logged URL: DocsGPT clients may send their key as a query parameter.
+_KEY_IN_URL = re.compile(r"((?:^|[?&])api_key=)[^&\s\"]*", re.IGNORECASE)
+
+
+class RedactKeys(logging.Filter):
+    """Replace ``?api_key=`` values in access-log records, so keys never reach log files."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _KEY_IN_URL.sub(r"\1REDACTED", a) if isinstance(a, str) else a for a in record.args
+            )
+        elif isinstance(record.msg, str):
+            record.msg = _KEY_IN_URL.sub(r"\1REDACTED", record.msg)
+        return True
+
+
+def install_log_redaction() -> None:
+    """Add ``RedactKeys`` to uvicorn's access logger, once per process."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactKeys) for f in access.filters):
+        access.addFilter(RedactKeys())
 
 
 def create_app_from_env() -> FastAPI:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -20,7 +21,12 @@ from fastapi import Request, UploadFile
 from fastapi.responses import StreamingResponse
 
 from ragloop.core.answering import QueryOutcome
-from ragloop.core.errors import InvalidInputError, PayloadTooLargeError, RagloopError
+from ragloop.core.errors import (
+    InvalidInputError,
+    PayloadTooLargeError,
+    RagloopError,
+    UnsupportedFormatError,
+)
 from ragloop.core.generators.base import Context, Turn
 from ragloop.core.generators.prompts import MAX_HISTORY_TURNS
 from ragloop.core.storage.jobs import Job
@@ -36,18 +42,108 @@ log = logging.getLogger("ragloop.service")
 SOURCE_PREVIEW_CHARS = 100
 
 
+#: Largest integer magnitude a request may carry (a signed 64-bit integer: what the catalog
+#: stores); bigger ones overflow SQLite and NumPy deep inside a request.
+MAX_JSON_INT = 2**63 - 1
+
+
+def field_name(path: str) -> str:
+    """A field path safe to print: any character that is not valid Unicode is escaped."""
+    return path.encode("utf-8", "backslashreplace").decode("utf-8") or "body"
+
+
+def check_json(value: Any, path: str = "") -> None:
+    """Refuse what ``json.loads`` accepts but nothing downstream can use; InvalidInputError
+    naming the field.
+
+    Python's JSON parser accepts lone UTF-16 surrogates (``"\\ud800"``), integers of any size
+    and ``NaN``/``Infinity``. Such a value fails deep inside a request (the tokenizer raises
+    TypeError, SQLite UnicodeEncodeError, an OFFSET OverflowError) as a 500, and, inside a
+    shared embedding pass, could fail other users' queries. Every protocol checks its parsed
+    body here, at the edge, so domain code only ever sees valid text and bounded numbers.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInputError(
+                f"{field_name(path)} is not valid Unicode text: it holds a lone surrogate "
+                f"{value[exc.start]!a} at character {exc.start}"
+            ) from None
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        if abs(value) > MAX_JSON_INT:
+            raise InvalidInputError(
+                f"{field_name(path)} is out of range: integers must lie within "
+                f"-{MAX_JSON_INT}..{MAX_JSON_INT}"
+            )
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInputError(f"{field_name(path)} must be a finite number")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            check_json(key, where)
+            check_json(item, where)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            check_json(item, f"{path}[{i}]")
+
+
+def parse_json(raw: bytes | str, what: str = "the body", invalid: str | None = None) -> Any:
+    """``raw`` parsed and checked (``check_json``); InvalidInputError for anything refused
+    (``invalid``, when given, is the message for text that is not JSON at all).
+
+    Besides syntax errors, ``json.loads`` raises ValueError for an integer of more than 4,300
+    digits and RecursionError for deep nesting: both are bad input, not server errors.
+    """
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError included
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        raise InvalidInputError(invalid or f"{what} is not valid JSON: {detail}") from None
+    check_json(value, "" if what == "the body" else what)
+    return value
+
+
 async def read_json(request: Request) -> dict[str, Any]:
-    """The body as a JSON object (empty body: ``{}``); InvalidInputError when it is not one."""
+    """The body as a JSON object (empty body: ``{}``); InvalidInputError when it is not one,
+    or when it carries text that is not valid Unicode or an unbounded number (``check_json``)."""
     raw = await request.body()
     if not raw.strip():
         return {}
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"the body is not valid JSON: {exc}") from None
+    content_type = request.headers.get("content-type")
+    if content_type is not None and "json" not in content_type.lower():
+        # A web page can post text/plain or a form cross-site without a CORS preflight (CSRF);
+        # a JSON content type needs one, which CORS then allows only for configured origins.
+        raise UnsupportedFormatError(
+            f"send the body as JSON (Content-Type: application/json), not "
+            f"{content_type.split(';')[0].strip()[:60]!a}"
+        )
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise InvalidInputError("the body must be a JSON object")
     return body
+
+
+async def checked_json_body(request: Request) -> None:
+    """FastAPI dependency for the native routes: the same edge check as ``read_json``.
+
+    FastAPI has already parsed a JSON body by the time dependencies run (Starlette keeps the
+    parsed value, so nothing is parsed twice); a body FastAPI could not parse is left to its
+    own 400.
+    """
+    if "json" not in request.headers.get("content-type", "").lower():
+        return
+    raw = await request.body()
+    if not raw.strip():
+        return
+    try:
+        body = await request.json()
+    except (ValueError, RecursionError):
+        return
+    check_json(body)
 
 
 def authenticate(state: AppState, request: Request, key: object = None) -> str | None:
@@ -84,8 +180,8 @@ async def stage_uploads(state: AppState, files: list[UploadFile]) -> tuple[Path,
                 written += len(chunk)
                 if written > limit:
                     raise PayloadTooLargeError(
-                        f"{f.filename} is over the {state.settings.max_file_mb:g} MB limit "
-                        "(RAGLOOP_MAX_FILE_MB)"
+                        f"{f.filename} is over the {state.settings.max_file_mb:g} MiB limit "
+                        f"({limit} bytes, RAGLOOP_MAX_FILE_MB)"
                     )
                 out.write(chunk)
         names.append(name)

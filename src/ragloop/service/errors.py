@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from ragloop.core.errors import AuthError, ForbiddenError, RagloopError
 
@@ -33,6 +34,24 @@ def validation_message(exc: RequestValidationError) -> tuple[int, str]:
     return 422, "; ".join(parts)
 
 
+#: Methods a 405 answer may list in its ``Allow`` header.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path.
+
+    Starlette's own 405 names only the methods of the first route whose path matched, so
+    ``OPTIONS /v1/documents`` listed POST but not GET (another route serves it).
+    """
+    allowed = []
+    for method in _METHODS:
+        scope = dict(request.scope) | {"method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return allowed
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers; domain code raises RagloopError, never HTTPException."""
 
@@ -55,9 +74,23 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        if isinstance(exc.__cause__, RagloopError):
+            # FastAPI reports any failure while reading a body as "There was an error parsing
+            # the body" (400), including our own refusal (a body over its size limit, 413).
+            return await _ragloop(request, exc.__cause__)
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error"
+        )
+        headers = exc.headers
+        if exc.status_code == 405:
+            allowed = allowed_methods(request)
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            message = f"{request.method} is not allowed on {request.url.path}; use " + (
+                ", ".join(allowed)
+            )
+            return JSONResponse(error_body(code, message), status_code=405, headers=headers)
         return JSONResponse(
-            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=exc.headers
+            error_body(code, str(exc.detail)), status_code=exc.status_code, headers=headers
         )
 
     @app.exception_handler(Exception)

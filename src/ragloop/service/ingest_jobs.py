@@ -53,7 +53,8 @@ class IngestRunner:
             raise InvalidInputError("no files in the upload (multipart field 'files')")
         if len(files) > s.max_upload_files:
             raise InvalidInputError(
-                f"{len(files)} files in one upload; the limit is {s.max_upload_files}"
+                f"{len(files)} files in one upload; the limit is {s.max_upload_files} "
+                "(RAGLOOP_MAX_UPLOAD_FILES)"
             )
         for name, size in files:
             suffix = Path(name).suffix.lower()
@@ -64,8 +65,8 @@ class IngestRunner:
                 )
             if size > s.max_file_bytes:
                 raise PayloadTooLargeError(
-                    f"{name} is {size / 1e6:.1f} MB; the limit is {s.max_file_mb:g} MB "
-                    "(RAGLOOP_MAX_FILE_MB)"
+                    f"{name} is {size} bytes; the limit is {s.max_file_mb:g} MiB "
+                    f"({s.max_file_bytes} bytes, RAGLOOP_MAX_FILE_MB)"
                 )
 
     def submit(self, staged: Path, names: list[str]) -> Job:

@@ -1,4 +1,5 @@
-"""QueryBatcher: overlapping queries share a pass, each gets its own vector, failures reach all."""
+"""QueryBatcher: overlapping queries share a pass, each gets its own vector and its own errors;
+bulk work waits behind queries."""
 
 from __future__ import annotations
 
@@ -95,15 +96,99 @@ def test_max_batch_caps_a_pass() -> None:
     assert [len(b) for b in embed.batches] == [1, 3, 3, 1]
 
 
-def test_a_failed_pass_fails_its_callers_only_and_nobody_hangs() -> None:
+def test_a_failed_pass_fails_only_the_query_that_caused_it_and_nobody_hangs() -> None:
     embed = _GatedEmbed(fail_on="q 3")
     batcher = QueryBatcher(embed, max_batch=16)
-    results = _overlapping(batcher, embed, 5)
+    results = _overlapping(batcher, embed, 6)
     assert results[0] == 0.0  # the first pass did not hold the bad query
-    for i in range(1, 5):  # the second pass did: all four of its callers see the error
-        assert isinstance(results[i], RuntimeError) and "q 3" in str(results[i])
+    # The second pass held it: its neighbours were encoded again without it and got their own
+    # vectors; only query 3 sees the error.
+    assert isinstance(results[3], RuntimeError) and "q 3" in str(results[3])
+    assert {i: results[i] for i in (1, 2, 4, 5)} == {i: float(i) for i in (1, 2, 4, 5)}
+    assert ["q 3"] in embed.batches  # narrowed down to the one query the embedder refuses
+    assert batcher.queries == 6
     embed.fail_on = None
     assert float(batcher.embed_query("q 9")[0]) == 9.0  # and the batcher still works
+
+
+def test_a_tokenizer_error_in_a_shared_pass_reaches_its_sender_only() -> None:
+    """The reported incident: a lone surrogate makes the tokenizer raise TypeError for the
+    whole batch; legitimate queries in that batch must still be answered."""
+    gate, entered = threading.Event(), threading.Event()
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        if not entered.is_set():
+            entered.set()
+            assert gate.wait(10)
+        for t in texts:
+            t.encode("utf-8")  # what a Rust tokenizer does: a surrogate cannot be encoded
+        return np.array([[float(len(t))] for t in texts], dtype=np.float32)
+
+    batcher = QueryBatcher(embed, max_batch=16)
+    results: dict[str, object] = {}
+
+    def ask(text: str) -> None:
+        try:
+            results[text] = float(batcher.embed_query(text)[0])
+        except UnicodeEncodeError as exc:
+            results[text] = exc
+
+    first = threading.Thread(target=ask, args=("warm",))
+    first.start()
+    assert entered.wait(10)
+    texts = ["a", "bb", "x \ud800", "dddd", "eeeee"]
+    threads = [threading.Thread(target=ask, args=(t,)) for t in texts]
+    for t in threads:
+        t.start()
+    _wait_for(lambda: len(batcher._pending) == len(texts))
+    gate.set()
+    for t in [first, *threads]:
+        t.join(10)
+        assert not t.is_alive()
+    assert isinstance(results.pop("x \ud800"), UnicodeEncodeError)
+    assert results == {t: float(len(t)) for t in ["warm", "a", "bb", "dddd", "eeeee"]}
+
+
+def test_bulk_work_goes_in_slices_behind_waiting_queries() -> None:
+    """An embeddings request's slices and queries share the passes; a query waiting when a
+    slice ends goes next, so it never waits for the whole bulk request."""
+    embed = _GatedEmbed()
+    batcher = QueryBatcher(embed, max_batch=16)
+    bulk_texts = [f"q {100 + i}" for i in range(10)]
+    bulk: dict[str, np.ndarray] = {}
+    holder = threading.Thread(target=lambda: batcher.embed_query("q 0"))
+    holder.start()
+    assert embed.entered.wait(10)  # a query pass is running: what follows has to queue
+    worker = threading.Thread(
+        target=lambda: bulk.setdefault("v", batcher.embed_bulk(bulk_texts, embed, slice_size=3))
+    )
+    worker.start()
+    _wait_for(lambda: len(batcher._bulk) == 1)
+    asker = threading.Thread(target=lambda: batcher.embed_query("q 7"))
+    asker.start()
+    _wait_for(lambda: len(batcher._pending) == 1)
+    embed.gate.set()
+    for t in (holder, worker, asker):
+        t.join(10)
+        assert not t.is_alive()
+    # The query queued after the first slice still ran before it, and every slice was a pass.
+    assert embed.batches[:2] == [["q 0"], ["q 7"]]
+    assert [len(b) for b in embed.batches[2:]] == [3, 3, 3, 1]
+    assert [float(x) for x in bulk["v"][:, 0]] == [100.0 + i for i in range(10)]  # input order
+    assert (batcher.bulk_passes, batcher.queries) == (4, 2)
+
+
+def test_a_failing_bulk_slice_fails_its_request_only() -> None:
+    embed = _GatedEmbed(fail_on="q 5")
+    embed.gate.set()
+    batcher = QueryBatcher(embed, max_batch=16)
+    try:
+        batcher.embed_bulk([f"q {i}" for i in range(8)], embed, slice_size=4)
+    except RuntimeError as exc:
+        assert "q 5" in str(exc)
+    else:
+        raise AssertionError("the bulk request should have failed")
+    assert float(batcher.embed_query("q 2")[0]) == 2.0
 
 
 def test_max_batch_one_encodes_in_the_callers_thread() -> None:

@@ -10,6 +10,15 @@ background thread and no delay window: batching happens only when requests alrea
 
 Batching changes no vector beyond float rounding: the embedders pad each sub-batch and mask
 the padding, so a question's embedding does not depend on its neighbours.
+
+Two guarantees keep one request from hurting another:
+
+- **A failure stays with the request that caused it.** When a shared pass raises, the batch is
+  split in halves and each half encoded again, down to single queries, so only the query the
+  embedder cannot encode gets the error (one bad query among 16 costs about 8 extra passes).
+- **Bulk work waits behind queries.** ``embed_bulk`` (``/v1/embeddings``: up to 2,048 long
+  inputs) goes through the same passes in slices of ``BULK_SLICE`` texts, and a pass takes the
+  waiting queries first; so a query waits for at most one slice, not for the whole request.
 """
 
 from __future__ import annotations
@@ -20,15 +29,24 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from ragloop.core.embedding.base import sorted_batches
+
+EmbedFn = Callable[[Sequence[str]], np.ndarray]
+
+#: Texts in one pass of bulk work: small enough that a query behind it waits little (8 inputs
+#: of 256 tokens are about a quarter of a second on two cores), large enough to batch well.
+BULK_SLICE = 8
+
 
 class _Ticket:
-    __slots__ = ("done", "error", "text", "vector", "wake")
+    __slots__ = ("done", "embed", "error", "texts", "vectors", "wake")
 
-    def __init__(self, text: str) -> None:
-        self.text = text
+    def __init__(self, texts: list[str], embed: EmbedFn | None = None) -> None:
+        self.texts = texts
+        self.embed = embed  # None: a query, encoded with the batcher's own embed_batch
         self.wake = threading.Event()
         self.done = False
-        self.vector: np.ndarray | None = None
+        self.vectors: np.ndarray | None = None
         self.error: BaseException | None = None
 
 
@@ -39,59 +57,126 @@ class QueryBatcher:
     (1 turns coalescing off: every query is its own pass, in its caller's thread).
     """
 
-    def __init__(
-        self, embed_batch: Callable[[Sequence[str]], np.ndarray], max_batch: int = 16
-    ) -> None:
+    def __init__(self, embed_batch: EmbedFn, max_batch: int = 16) -> None:
         self.embed_batch = embed_batch
         self.max_batch = max(1, max_batch)
         self.passes = 0
         self.queries = 0
-        self._pending: deque[_Ticket] = deque()
+        self.bulk_passes = 0
+        self._queries: deque[_Ticket] = deque()
+        self._bulk: deque[_Ticket] = deque()
         self._busy = False
         self._lock = threading.Lock()
+
+    @property
+    def _pending(self) -> deque[_Ticket]:
+        """Queries waiting for a pass (tests watch it to build overlaps)."""
+        return self._queries
 
     def embed_query(self, text: str) -> np.ndarray:
         """The query's vector, encoded alone or together with concurrent callers' queries.
 
-        Raises what the embedder raised for the pass that held this query.
+        Raises what the embedder raised for this query (never another query's error).
         """
         if self.max_batch == 1:
             return np.asarray(self.embed_batch([text])[0])
-        ticket = _Ticket(text)
+        ticket = _Ticket([text])
+        self._submit(ticket, self._queries)
+        assert ticket.vectors is not None
+        return ticket.vectors[0]
+
+    def embed_bulk(
+        self, texts: Sequence[str], embed: EmbedFn, slice_size: int = BULK_SLICE
+    ) -> np.ndarray:
+        """Embed many texts with ``embed`` in length-sorted slices of ``slice_size``, one pass
+        each, taken only when no query is waiting; rows come back in input order.
+
+        ``embed`` may differ from the query side (document-side vectors). Raises what the
+        embedder raised for a slice; queries are never affected.
+        """
+        if not texts:
+            return np.asarray(embed([]))
+        out: np.ndarray | None = None
+        for idx in sorted_batches([len(t) for t in texts], max(1, slice_size)):
+            piece = [texts[i] for i in idx]
+            if self.max_batch == 1:
+                rows = np.asarray(embed(piece))
+            else:
+                ticket = _Ticket(piece, embed)
+                self._submit(ticket, self._bulk)
+                assert ticket.vectors is not None
+                rows = ticket.vectors
+            if out is None:
+                out = np.zeros((len(texts), rows.shape[1]), dtype=rows.dtype)
+            out[idx] = rows
+        assert out is not None
+        return out
+
+    def _submit(self, ticket: _Ticket, queue: deque[_Ticket]) -> None:
         with self._lock:
-            self._pending.append(ticket)
+            queue.append(ticket)
             lead = not self._busy
             self._busy = True
         if not lead:
-            ticket.wake.wait()  # set when done, or when this caller is to lead the next pass
+            ticket.wake.wait()  # set when done, or when this caller is to lead
         if not ticket.done:
-            self._lead()
+            self._lead(ticket)
         if ticket.error is not None:
             raise ticket.error
-        assert ticket.vector is not None
-        return ticket.vector
 
-    def _lead(self) -> None:
-        # The leader's own ticket is the oldest pending one, so it is always in this pass.
-        with self._lock:
-            batch = [
-                self._pending.popleft() for _ in range(min(self.max_batch, len(self._pending)))
-            ]
-        try:
-            vectors = np.asarray(self.embed_batch([t.text for t in batch]))
-            for t, v in zip(batch, vectors, strict=True):
-                t.vector = v
-        except BaseException as exc:  # every waiter of this pass gets the failure, none hangs
+    def _lead(self, own: _Ticket) -> None:
+        # Passes run until this caller's own ticket is done: waiting queries go first, so a
+        # bulk slice's caller may run a few query passes before its own. Only one leader runs
+        # at a time, and its own ticket is still queued, so a pass is never empty.
+        while True:
+            with self._lock:
+                if self._queries:
+                    n = min(self.max_batch, len(self._queries))
+                    batch = [self._queries.popleft() for _ in range(n)]
+                    embed = self.embed_batch
+                else:
+                    batch = [self._bulk.popleft()]
+                    embed = batch[0].embed or self.embed_batch
+            self._encode(batch, embed)
+            finished = any(t is own for t in batch)
+            with self._lock:
+                self.passes += 1
+                if batch[0].embed is None:
+                    self.queries += len(batch)
+                else:
+                    self.bulk_passes += 1
+                successor = None
+                if finished:
+                    waiting = self._queries or self._bulk
+                    successor = waiting[0] if waiting else None
+                    if successor is None:
+                        self._busy = False
             for t in batch:
-                t.error = exc
-        with self._lock:
-            self.passes += 1
-            self.queries += len(batch)
-            successor = self._pending[0] if self._pending else None
-            if successor is None:
-                self._busy = False
+                if t is not own:
+                    t.done = True
+                    t.wake.set()
+            if finished:
+                own.done = True
+                if successor is not None:
+                    successor.wake.set()  # not done: it wakes up as the next leader
+                return
+
+    def _encode(self, batch: list[_Ticket], embed: EmbedFn) -> None:
+        """Encode ``batch`` in one pass; if that raises, halve it and retry each half, so the
+        error reaches only the ticket(s) whose own texts the embedder refuses."""
+        try:
+            rows = np.asarray(embed([text for t in batch for text in t.texts]))
+            if rows.shape[0] != sum(len(t.texts) for t in batch):
+                raise RuntimeError(f"the embedder returned {rows.shape[0]} rows")
+        except BaseException as exc:  # handed to the caller that caused it
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+            mid = len(batch) // 2
+            self._encode(batch[:mid], embed)
+            self._encode(batch[mid:], embed)
+            return
+        start = 0
         for t in batch:
-            t.done = True
-            t.wake.set()
-        if successor is not None:
-            successor.wake.set()  # not done: it wakes up as the next leader
+            t.vectors = rows[start : start + len(t.texts)]
+            start += len(t.texts)

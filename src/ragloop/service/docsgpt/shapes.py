@@ -9,7 +9,7 @@ turn them into those shapes.
 
 from __future__ import annotations
 
-import json
+import contextlib
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -18,7 +18,7 @@ from ragloop.core.answering import QueryRequest
 from ragloop.core.errors import InvalidInputError, RagloopError
 from ragloop.core.generators.base import Turn
 from ragloop.core.generators.prompts import MAX_HISTORY_TURNS
-from ragloop.service.common import resolve_conversation
+from ragloop.service.common import MAX_JSON_INT, parse_json, resolve_conversation
 from ragloop.service.state import AppState
 
 
@@ -29,16 +29,23 @@ def int_field(body: dict[str, Any], name: str, default: int | None = None) -> in
         return default
     if isinstance(value, bool):
         raise InvalidInputError(f"{name} must be an integer")
+    number: int | None = None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise InvalidInputError(f"{name} must be an integer, got {str(value)[:40]!r}")
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
+        text = value.strip()
+        # A numeric string is bounded by its length before int() reads it (int() of a long
+        # digit string is slow, and a huge number overflows the catalog's 64-bit columns).
+        if len(text) <= 20:
+            with contextlib.suppress(ValueError):
+                number = int(text)
+    if number is None:
+        raise InvalidInputError(f"{name} must be an integer, got {str(value)[:40]!a}")
+    if abs(number) > MAX_JSON_INT:
+        raise InvalidInputError(f"{name} is out of range: at most {MAX_JSON_INT} in magnitude")
+    return number
 
 
 def chunks_to_k(state: AppState, body: dict[str, Any]) -> int:
@@ -68,12 +75,13 @@ def parse_history(raw: object) -> list[Turn]:
         return []
     items = raw
     if isinstance(raw, str):
-        try:
-            items = json.loads(raw)
-        except json.JSONDecodeError:
-            raise InvalidInputError(
-                'history must be a JSON-encoded list of {"prompt", "response"} objects'
-            ) from None
+        # The inner JSON gets the same edge check as the body: its escapes can hold what the
+        # body's could not (a lone surrogate, an unbounded number).
+        items = parse_json(
+            raw,
+            "history",
+            invalid='history must be a JSON-encoded list of {"prompt", "response"} objects',
+        )
     if not isinstance(items, list):
         raise InvalidInputError('history must be a list of {"prompt", "response"} objects')
     turns = []

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 from ragloop.core.errors import InvalidInputError, RagloopError
 from ragloop.core.storage.jobs import Job
 from ragloop.ingest.loaders import file_document_id
+from ragloop.service.auth import check_writer
 from ragloop.service.common import authenticate, stage_uploads
 from ragloop.service.docsgpt.shapes import user_error
 from ragloop.service.ingest_jobs import safe_filename
@@ -71,8 +72,9 @@ async def upload(request: Request) -> JSONResponse:
     try:
         state = get_state(request)
         s = state.settings
-        form = await request.form(max_files=s.max_upload_files + 1, max_fields=100)
-        authenticate(state, request, form.get("api_key"))
+        # Starlette names its max_files in its message: the limit itself, not one more.
+        form = await request.form(max_files=s.max_upload_files, max_fields=100)
+        check_writer(state, request, form.get("api_key"))
         files = [f for f in form.getlist("file") if isinstance(f, StarletteUpload) and f.filename]
         if not files:
             raise InvalidInputError("Missing required fields or files (multipart field 'file')")

@@ -12,11 +12,13 @@ from starlette.concurrency import run_in_threadpool
 from ragloop.core.storage.querylog import QueryRecord
 from ragloop.finetune.options import RetrainOptions
 from ragloop.service.auth import require_admin
-from ragloop.service.common import job_out
+from ragloop.service.common import checked_json_body, job_out
 from ragloop.service.schemas import ErrorOut, JobOut, ModelVersionOut, QueryLogOut, QueryPage
 from ragloop.service.state import get_state
 
-router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
+router = APIRouter(
+    prefix="/admin", dependencies=[Depends(require_admin), Depends(checked_json_body)]
+)
 # The two groups keep their own OpenAPI tags and documented errors.
 LOG_TAGS: list[str | Enum] = ["admin"]
 LOOP_TAGS: list[str | Enum] = ["learning loop"]

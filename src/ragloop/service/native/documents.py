@@ -8,18 +8,28 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from ragloop.core.errors import NotFoundError
-from ragloop.service.auth import require_client
+from ragloop.service.auth import require_client, require_writer
 from ragloop.service.common import job_out, stage_uploads
 from ragloop.service.schemas import DeletedOut, DocumentList, DocumentOut, ErrorOut, JobOut
 from ragloop.service.state import get_state
 
-router = APIRouter(tags=["documents"], dependencies=[Depends(require_client)])
+router = APIRouter(tags=["documents"])
+#: Reads need a client key when keys are in use; writes need a key or the admin token always,
+#: unless RAGLOOP_OPEN_WRITES opens them (see ``check_writer``).
+READ = [Depends(require_client)]
+WRITE = [Depends(require_writer)]
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 404, 413, 415, 422)
 }
 
 
-@router.post("/v1/documents", status_code=202, response_model=JobOut, responses=ERRORS)
+@router.post(
+    "/v1/documents",
+    status_code=202,
+    response_model=JobOut,
+    responses=ERRORS | {403: {"model": ErrorOut}},
+    dependencies=WRITE,
+)
 async def upload(
     request: Request, files: Annotated[list[UploadFile], File(description="Documents")]
 ) -> JobOut:
@@ -32,13 +42,13 @@ async def upload(
     return job_out(state.ingest.submit(staged, names))
 
 
-@router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS)
+@router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS, dependencies=READ)
 async def get_job(job_id: str, request: Request) -> JobOut:
     """A job's state, progress, counts and errors."""
     return job_out(get_state(request).jobs.get(job_id))
 
 
-@router.get("/v1/documents", response_model=DocumentList, responses=ERRORS)
+@router.get("/v1/documents", response_model=DocumentList, responses=ERRORS, dependencies=READ)
 async def list_documents(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -67,7 +77,12 @@ async def list_documents(
     )
 
 
-@router.delete("/v1/documents/{document_id}", response_model=DeletedOut, responses=ERRORS)
+@router.delete(
+    "/v1/documents/{document_id}",
+    response_model=DeletedOut,
+    responses=ERRORS | {403: {"model": ErrorOut}},
+    dependencies=WRITE,
+)
 async def delete_document(document_id: str, request: Request) -> DeletedOut:
     """Delete a document with its chunks and vectors."""
     state = get_state(request)

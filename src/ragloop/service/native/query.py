@@ -14,11 +14,15 @@ from ragloop.core.errors import InvalidInputError
 from ragloop.core.generators.base import Context
 from ragloop.core.retriever import best_chunk
 from ragloop.service.auth import require_client
-from ragloop.service.common import record_metrics, sse_event
+from ragloop.service.common import checked_json_body, record_metrics, sse_event
 from ragloop.service.schemas import ErrorOut, FeedbackIn, FeedbackOut, QueryIn, QueryOut, SourceOut
 from ragloop.service.state import AppState, get_state
 
-router = APIRouter(tags=["query"], dependencies=[Depends(require_client)])
+# Auth first, then the same edge check of the body as every other protocol (text that is not
+# valid Unicode, unbounded numbers: 400 naming the field).
+router = APIRouter(
+    tags=["query"], dependencies=[Depends(require_client), Depends(checked_json_body)]
+)
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorOut} for code in (400, 401, 404, 422, 503)
 }

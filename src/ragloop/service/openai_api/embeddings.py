@@ -11,6 +11,7 @@ queries too (consistent with its stored vectors, without the adapter's gain).
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -19,6 +20,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
+from ragloop.core.embedding.query_batcher import QueryBatcher
 from ragloop.core.errors import InvalidInputError, PayloadTooLargeError, RagloopError
 from ragloop.service.auth import check_client, presented_key
 from ragloop.service.common import read_json
@@ -81,7 +83,15 @@ def embed(state: AppState, body: EmbeddingsBody) -> dict[str, Any]:
         raise InvalidInputError(
             f"dimensions is {body.dimensions}; the model has {embedder.dimension}"
         )
-    vectors = embedder.embed(texts, is_query=body.input_type == "query")
+    is_query = body.input_type == "query"
+
+    def encode(batch: Sequence[str]) -> np.ndarray:
+        return embedder.embed(batch, is_query=is_query)
+
+    # One request may hold 2,048 long inputs (a minute of CPU): it goes through the query
+    # batcher in small slices that wait behind waiting queries, so queries keep their latency.
+    batcher = index.batcher or QueryBatcher(encode, max_batch=1)
+    vectors = batcher.embed_bulk(texts, encode)
     if body.dimensions is not None and body.dimensions < embedder.dimension:
         # Matryoshka-style: keep the leading dimensions and re-normalise.
         vectors = vectors[:, : body.dimensions]

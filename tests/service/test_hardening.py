@@ -1,0 +1,221 @@
+"""One user's bad request never hurts another's: edge checks of text and numbers on every
+protocol, body size limits before parsing, and large embedding requests that do not stall
+queries."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.types import Message, Receive, Scope, Send
+
+from ragloop.core.settings import Settings
+from ragloop.service.limits import BodyLimit, size_text
+from tests.service.conftest import WRITER, ClientFactory
+
+#: A JSON body whose ``question`` holds a lone UTF-16 surrogate (json.loads accepts it).
+SURROGATE = "x \\ud800"
+JSON = {"content-type": "application/json"}
+
+
+def raw(client: TestClient, path: str, body: str, **headers: str) -> Any:
+    """POST a body exactly as written (TestClient's ``json=`` cannot carry a surrogate)."""
+    return client.post(path, content=body.encode(), headers=JSON | headers)
+
+
+def message_of(r: Any) -> str:
+    """The error message, whatever the protocol's shape."""
+    if r.headers["content-type"].startswith("text/event-stream"):
+        [block] = r.text.strip().split("\n\n")
+        return str(json.loads(block.removeprefix("data: "))["error"])
+    err = r.json()
+    if isinstance(err, dict) and isinstance(err.get("error"), dict):
+        return str(err["error"]["message"])
+    return str(err.get("error") or err.get("message"))
+
+
+QUESTION_ROUTES = [
+    ("/v1/query", '{"question": "%s"}'),
+    ("/v1/query/stream", '{"question": "%s"}'),
+    ("/api/answer", '{"question": "%s"}'),
+    ("/stream", '{"question": "%s"}'),
+    ("/api/search", '{"question": "%s"}'),
+    ("/v1/chat/completions", '{"messages": [{"role": "user", "content": "%s"}]}'),
+    ("/v1/embeddings", '{"input": ["fine", "%s"]}'),
+]
+
+
+@pytest.mark.parametrize(("path", "template"), QUESTION_ROUTES)
+def test_text_that_is_not_unicode_is_a_400_naming_the_field(
+    client: TestClient, path: str, template: str
+) -> None:
+    r = raw(client, path, template % SURROGATE)
+    assert r.status_code == 400, r.text
+    message = message_of(r)
+    assert "not valid Unicode" in message and "\\ud800" in message
+    field = {"/v1/chat/completions": "messages[0].content", "/v1/embeddings": "input[1]"}
+    assert field.get(path, "question") in message
+
+
+def test_every_field_is_checked_not_only_the_question(client: TestClient) -> None:
+    asked = client.post("/api/answer", json={"question": "whale"}).json()
+    cid = asked["conversation_id"]
+    cases = [
+        ("/api/answer", '{"question": "whale", "conversation_id": "c\\udc00"}', "conversation_id"),
+        (
+            "/api/feedback",
+            '{"feedback": "LIKE", "conversation_id": "c\\ud800", "question_index": 0}',
+            "conversation_id",
+        ),
+        ("/v1/feedback", '{"query_id": "q\\ud800", "rating": "up"}', "query_id"),
+        ("/v1/query", '{"question": "whale", "filters": {"source": "\\ud800"}}', "filters.source"),
+        (
+            "/v1/chat/completions",
+            '{"messages": [{"role": "user", "content": "whale"}], "conversation_id": "\\udfff"}',
+            "conversation_id",
+        ),
+    ]
+    for path, body, field in cases:
+        r = raw(client, path, body)
+        assert r.status_code == 400, (path, r.text)
+        assert field in message_of(r) and "not valid Unicode" in message_of(r), r.text
+    # History is JSON inside a string: its escapes get the same check.
+    history = '[{"prompt": "a\\ud800", "response": "b"}]'  # the escape, not the character
+    r = client.post("/api/answer", json={"question": "whale", "history": history})
+    assert r.status_code == 400 and "history[0].prompt" in message_of(r)
+    # Numbers: bounded, finite, and not thousands of digits long.
+    for body, field in [
+        (
+            f'{{"feedback": "LIKE", "conversation_id": "{cid}", "question_index": {2**63}}}',
+            "question_index",
+        ),
+        (
+            f'{{"feedback": "LIKE", "conversation_id": "{cid}", "question_index": "{2**64}"}}',
+            "question_index",
+        ),
+        ('{"question": "whale", "chunks": NaN}', "chunks"),
+        ('{"question": "whale", "chunks": 1' + "0" * 5000 + "}", "not valid JSON"),
+        ('{"question": ' + "[" * 100_000 + "]" * 100_000 + "}", "not valid JSON"),
+    ]:
+        path = "/api/feedback" if "feedback" in body else "/api/answer"
+        r = raw(client, path, body)
+        assert r.status_code == 400, (body[:80], r.text)
+        assert field in message_of(r), r.text
+    r = raw(client, "/v1/query", f'{{"question": "whale", "k": {2**64}}}')
+    assert r.status_code in (400, 422) and "k" in message_of(r)
+    # A valid question still works after all that.
+    assert client.post("/v1/query", json={"question": "whale"}).status_code == 200
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(make_client: ClientFactory) -> None:
+    client = make_client(max_body_bytes=4096)
+    big = json.dumps({"question": "whale " * 2000})
+    for path in (
+        "/v1/query",
+        "/api/answer",
+        "/api/search",
+        "/v1/chat/completions",
+        "/v1/embeddings",
+        "/api/feedback",
+        "/v1/feedback",
+    ):
+        r = client.post(path, content=big.encode(), headers=JSON)
+        assert r.status_code == 413, (path, r.text)
+        assert "4 KiB (4096 bytes)" in message_of(r) and "RAGLOOP_MAX_BODY_BYTES" in message_of(r)
+    r = client.post("/stream", content=big.encode(), headers=JSON)
+    assert r.status_code == 413 and "RAGLOOP_MAX_BODY_BYTES" in message_of(r)  # an SSE event
+    # Uploads have their own, larger limit: a 10 KB file passes where a 10 KB query did not.
+    files = {"files": ("notes.txt", b"whales sing. " * 800)}
+    assert client.post("/v1/documents", headers=WRITER, files=files).status_code == 202
+    assert client.post("/v1/query", json={"question": "whale"}).status_code == 200
+
+
+def test_an_upload_over_its_limit_is_refused(make_client: ClientFactory) -> None:
+    client = make_client(max_file_mb=0.01, max_upload_files=1, max_body_bytes=4096)
+    files = {"file": ("a.txt", b"x" * (2 << 20))}
+    r = client.post("/api/upload", headers=WRITER, files=files)
+    assert r.status_code == 413 and "RAGLOOP_MAX_UPLOAD_FILES" in message_of(r)
+
+
+def _run(middleware: BodyLimit, chunks: list[bytes], headers: list[tuple[bytes, bytes]]) -> Any:
+    """Drive the middleware with a streamed body; returns (status, body, bytes the app read)."""
+    sent: list[Message] = []
+    queue = [{"type": "http.request", "body": c, "more_body": True} for c in chunks]
+    queue[-1]["more_body"] = False
+    pulled = 0
+
+    async def receive() -> Message:
+        nonlocal pulled
+        pulled += 1
+        return queue.pop(0)
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/query", "headers": headers}
+    asyncio.run(middleware(scope, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return status, json.loads(body), pulled
+
+
+async def _reading_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Reads the whole body and swallows every error, answering 200 (the worst case)."""
+    try:
+        while (await receive()).get("more_body"):
+            pass
+    except Exception:  # on purpose: the middleware must still answer 413
+        pass
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+def test_a_streamed_body_is_counted_and_cut_off_at_the_limit(tmp_path: Any) -> None:
+    middleware = BodyLimit(_reading_app, Settings(data_dir=tmp_path, max_body_bytes=2048))
+    chunks = [b"x" * 1000] * 50  # chunked: no Content-Length
+    status, body, pulled = _run(middleware, chunks, [])
+    assert status == 413 and body["error"]["code"] == "payload_too_large"
+    assert pulled == 3  # stopped at the chunk that crossed 2,048 bytes, not after all 50
+    # A declared length over the limit: refused without reading the body at all.
+    status, _, pulled = _run(middleware, chunks, [(b"content-length", b"50000")])
+    assert (status, pulled) == (413, 0)
+    status, _, _ = _run(middleware, [b"x" * 2000], [(b"content-length", b"2000")])
+    assert status == 200
+
+
+def test_size_text_names_binary_units() -> None:
+    assert size_text(8 * 1024 * 1024) == "8 MiB" and size_text(52_428_800) == "50 MiB"
+    assert size_text(512) == "512 bytes"
+
+
+def test_large_embedding_requests_go_in_slices_behind_queries(client: TestClient) -> None:
+    index = client.app.state.rl.runtime.active_index()  # type: ignore[attr-defined]
+    assert index.batcher is not None
+    before = index.batcher.bulk_passes
+    texts = [f"whale number {i}" for i in range(100)]
+    r = client.post("/v1/embeddings", json={"input": texts})
+    assert r.status_code == 200 and len(r.json()["data"]) == 100
+    assert index.batcher.bulk_passes - before >= 100 // 8  # small slices, not one long pass
+    one = client.post("/v1/embeddings", json={"input": texts[37]}).json()["data"][0]["embedding"]
+    assert r.json()["data"][37]["embedding"] == pytest.approx(one, abs=1e-6)  # order kept
+
+
+def test_upload_messages_state_the_real_limits(make_client: ClientFactory) -> None:
+    client = make_client(max_upload_files=2, max_file_mb=0.01)
+    files = [("file", (f"{i}.txt", b"x", "text/plain")) for i in range(4)]
+    r = client.post("/api/upload", headers=WRITER, files=files)
+    assert r.status_code == 400 and "is 2" in message_of(r) and "is 3" not in message_of(r)
+    big = [("files", ("big.txt", b"x" * 20_000, "text/plain"))]
+    message = message_of(client.post("/v1/documents", headers=WRITER, files=big))
+    limit = int(0.01 * 2**20)
+    assert f"20000 bytes; the limit is 0.01 MiB ({limit} bytes" in message
+
+
+def test_405_lists_every_method_of_the_path(client: TestClient) -> None:
+    r = client.options("/v1/documents")
+    assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
+    assert "GET, POST" in message_of(r)
+    assert client.request("PUT", "/v1/query").headers["allow"] == "POST"
