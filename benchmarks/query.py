@@ -1,5 +1,6 @@
 """Query latency: ``/api/search`` and ``/v1/query`` over loopback HTTP against the in-process
-floor (encode + Chroma query, no HTTP), at 1 and 8 concurrent clients, with >= 100k chunks.
+floor (the same retrieval without HTTP: encode + Chroma query, plus the BM25 query and the
+fusion when hybrid), at 1 and 8 concurrent clients, with >= 100k chunks.
 
 Usage:
   python -m benchmarks.query [--work-dir /tmp/ragloop-bench] [--seconds 20] [--rounds 3]
@@ -21,7 +22,10 @@ with its query cache off, so no row is served from an earlier row's cache).
 ``/api/search`` without ``chunks`` uses ``RAGLOOP_DEFAULT_K`` (5), and ``/v1/query`` is sent
 ``k=5``, so the floor queries k=5 too. The floor uses the server's own embedder (the active
 version, loaded from the same data dir) and the same Chroma collection with
-``include=["distances"]``, from 1 and 8 threads, each query encoded alone; a second 8-thread
+``include=["distances"]``, from 1 and 8 threads, each query encoded alone. It retrieves in the
+server's mode (``RAGLOOP_RETRIEVAL``, hybrid by default): hybrid also queries the catalog's
+FTS5 index and fuses both sides at the version's fusion depth, as ``core.retriever.search``
+does, so only the catalog join of the hits is left out; a second 8-thread
 floor row encodes through the same query batching the server uses (``QueryBatcher``), so the
 HTTP overhead can be read apart from batching. HTTP clients are keep-alive ``http.client``
 connections, one per thread. The floor's runtime stays open in this process while a server
@@ -244,16 +248,29 @@ class Floor:
         index = self.rt.active_index()
         self.coll = self.rt.store.client.get_collection(index.collection)  # type: ignore[attr-defined]
         self.embedder = index.embedder
+        # The retrieval the server runs (RAGLOOP_RETRIEVAL reaches both processes alike).
+        self.lexical = self.rt.catalog.lexical
+        self.mode = index.retrieval if self.lexical is not None else "dense"
+        self.fusion, self.collection = index.fusion, index.collection
         # The runtime's own batcher, as the server uses it; no query cache on this side either
         # (the embedder or the batcher is called directly).
         assert index.batcher is not None
         self.batcher = index.batcher
 
     def _calls(self, encode: Callable[[str], Any]) -> Callable[[], tuple[Call, Callable[[], None]]]:
+        from ragloop.core.fusion import fuse
+
         def make() -> tuple[Call, Callable[[], None]]:
             def call(q: str) -> None:
-                vec = encode(q)
-                self.coll.query(query_embeddings=[vec], n_results=K, include=["distances"])
+                vec = encode(q)  # every mode encodes: hits carry their dense cosine
+                if self.mode == "dense":
+                    self.coll.query(query_embeddings=[vec], n_results=K, include=["distances"])
+                elif self.mode == "lexical":
+                    self.lexical.search(q, K)  # type: ignore[union-attr]
+                else:  # hybrid: both sides at the fusion depth, then fused
+                    depth = max(K, self.fusion.depth)
+                    dense = self.rt.store.query(self.collection, vec, depth)
+                    fuse(self.fusion, dense, self.lexical.search(q, depth))  # type: ignore[union-attr]
 
             return call, lambda: None
 
@@ -295,6 +312,7 @@ def run(
     data_dir, build = build_store(work, chunk_tokens, overlap, min_chunks, limit)
     rows = Rows(questions_mix())
     floor = Floor(data_dir, env)
+    print(f"retrieval: {floor.mode} (the server and the floor)", flush=True)
     try:
         for n in range(rounds):
             print(f"round {n + 1} of {rounds}", flush=True)
@@ -308,7 +326,7 @@ def run(
     print_table(
         f"query, k={K}, {build['chunks']:,} chunks stored ({chunk_tokens}-token chunks), "
         f"{seconds:g} s per row over {rounds} alternating rounds; "
-        f"embedder {info['backend']} {info['precision']}",
+        f"embedder {info['backend']} {info['precision']}; retrieval {floor.mode}",
         table,
         ["side", "clients", "requests", "errors", "p50_ms", "p99_ms", "rps"],
     )
@@ -345,6 +363,7 @@ def run(
         "store": {k: v for k, v in build.items() if k != "ingest_report"},
         "data_dir": str(data_dir),
         "embedder": info | {"choice": backend_choice(data_dir)},
+        "retrieval": floor.mode,
         "rows": table,
         "ratios": ratios,
         "goal_ratio_by_round": per_round,
