@@ -58,9 +58,9 @@ def _offline() -> Iterator[None]:
                 os.environ[key] = value
 
 
-#: Texts per forward pass inside one ``embed``, after sorting by token count. On 2 cores with
-#: AMX, 16 x 256-token inputs ran 10-25% faster than 32 (activations stay in cache) and short
-#: queries gain little past 16 (docs/benchmarks.md).
+#: Texts per forward pass inside one ``embed``, after sorting by token count: small enough that
+#: a pass's activations stay in cache, and short queries gain little from more (measured on
+#: the project machine; see CHANGELOG.md, "Measured").
 SUB_BATCH = 16
 #: Token widths are padded up to a multiple of this on the packed bf16 path (see ``_forward``).
 SEQ_BUCKET = 8
@@ -181,9 +181,9 @@ class SentenceTransformerEmbedder(Embedder):
 
         n, width = len(rows), max(len(ids) for ids, _ in rows)
         if self.packed_layers:
-            # Shapes in buckets: oneDNN prepares its kernels per matrix shape, and with every
-            # query length its own shape a fresh process's first 300 queries had p99 1.1 s
-            # (worst 2.1 s); bucketed, 12.6 ms. Widths go up to a multiple of 8 (inputs are
+            # Shapes in buckets: oneDNN prepares its kernels per matrix shape, so with every
+            # query length its own shape a fresh process's first queries were slow by orders
+            # of magnitude (CHANGELOG.md, "Measured"). Widths go up to a multiple of 8 (inputs are
             # already truncated to the model's limit) and row counts to a power of two. Extra
             # rows repeat the first one and are dropped; padded tokens are masked, so no vector
             # changes.
@@ -221,9 +221,9 @@ class SentenceTransformerEmbedder(Embedder):
     def _run(self) -> ThreadPoolExecutor:
         # Every forward pass runs on one long-lived thread. torch's CPU kernels keep per-thread
         # state (an OpenMP team and oneDNN kernel state per calling thread), and a server's
-        # worker pool hands requests to dozens of threads in turn: measured on one query at a
-        # time, rotating over 20 threads gave p99 156 ms (worst 656 ms) where one thread gave
-        # 10.6 ms. Passes from concurrent callers queue here instead of oversubscribing cores.
+        # worker pool hands requests to dozens of threads in turn, which multiplied tail
+        # latency (CHANGELOG.md, "Measured"). Passes from concurrent callers queue here instead
+        # of oversubscribing cores.
         with self._lock:
             if self._runner is None:
 
