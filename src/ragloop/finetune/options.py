@@ -77,8 +77,11 @@ class RetrainOptions(BaseModel):
     max_general_drop: float = Field(
         0.02, ge=0, le=1, description="Largest allowed nDCG@10 drop on the general set."
     )
+    # A full fine-tune on Financial QA's 6k pairs gained +0.034 held-out nDCG@10 at 0.47
+    # agreement (docs/quality.md): domain adaptation moves neighbourhoods that far, so the
+    # default only refuses a collapse; a general set is the real test of forgetting.
     min_neighbour_agreement: float = Field(
-        0.5,
+        0.3,
         ge=0,
         le=1,
         description="Without a general set: least top-10 neighbour agreement with the base "
