@@ -1,4 +1,4 @@
-"""The package's import graph: no cycles, and the layers of docs/DESIGN.md hold.
+"""The package's import graph: no cycles, and the layers of docs/architecture.md hold.
 
 The graph is read from the source with ``ast`` (nothing is imported): every ``import`` and
 ``from ... import`` of a ragloop module, at module level or inside a function, relative ones
@@ -17,7 +17,7 @@ from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
-#: Layer -> the layers it must never import (DESIGN.md, "Packages and the direction of imports").
+#: Layer -> the layers it must never import (docs/architecture.md).
 FORBIDDEN = {
     "core": {"ingest", "finetune", "eval", "service", "cli", "integrations", "client"},
     "ingest": {"service", "cli"},
