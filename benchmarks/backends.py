@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     from ragloop.core.embedding.backends import THRESHOLDS
     from ragloop.core.embedding.hardware import cpu_has_native_bf16
     from ragloop.eval.datasets import load_beir
-    from ragloop.eval.model_mode import embed_in_batches, evaluate_model
+    from ragloop.eval.model_mode import evaluate_model
 
     paths = [p.strip() for p in args.paths.split(",") if p.strip()]
     unknown = set(paths) - set(PATHS)
@@ -91,9 +91,9 @@ def main(argv: list[str] | None = None) -> int:
         tokens = emb.count_tokens(texts)
         # Warm-up over the whole sample: a fresh process builds kernels for every new shape,
         # and one batch of warm-up left torch fp32's timing at a third of its steady speed.
-        embed_in_batches(emb, texts, is_query=False, batch_size=BATCH)
+        emb.embed_many(texts, is_query=False, batch_size=BATCH)
         t0 = time.perf_counter()
-        vecs = embed_in_batches(emb, texts, is_query=False, batch_size=BATCH)
+        vecs = emb.embed_many(texts, is_query=False, batch_size=BATCH)
         rate = len(texts) / (time.perf_counter() - t0)
         if ref_vecs is None:
             ref_vecs = vecs

@@ -107,7 +107,6 @@ def encode(
     """Document and query vectors (unit length) from the cache, or encoded once and cached."""
     from ragloop.core.settings import load_settings
     from ragloop.eval.evaluators import ModelSource
-    from ragloop.eval.model_mode import embed_in_batches
 
     # fp32, as `ragloop eval --mode model` measures the model rather than a fast path; the
     # loader is the one `ragloop eval` uses, so a model reference means the same here.
@@ -124,8 +123,8 @@ def encode(
     if path.is_file():
         with np.load(path) as saved:
             return saved["docs"], saved["queries"], embedder.model_id
-    docs = embed_in_batches(embedder, doc_texts, is_query=False, batch_size=batch)
-    queries = embed_in_batches(embedder, query_texts, is_query=True, batch_size=batch)
+    docs = embedder.embed_many(doc_texts, is_query=False, batch_size=batch)
+    queries = embedder.embed_many(query_texts, is_query=True, batch_size=batch)
     cache.mkdir(parents=True, exist_ok=True)
     np.savez(path, docs=docs, queries=queries)
     return docs, queries, embedder.model_id

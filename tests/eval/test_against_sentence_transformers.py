@@ -113,12 +113,11 @@ def test_metrics_match_sentence_transformers_on_the_same_run(
 ) -> None:
     # The same retrieved lists handed to both metric implementations: only arithmetic differs.
     from ragloop.eval.metrics import evaluate_run
-    from ragloop.eval.model_mode import embed_in_batches
     from ragloop.eval.search import ExactIndex
 
     ids = list(dataset.corpus)
-    docs = embed_in_batches(
-        fp32_embedder, [dataset.corpus[d].embedding_input for d in ids], is_query=False
+    docs = fp32_embedder.embed_many(
+        [dataset.corpus[d].embedding_input for d in ids], is_query=False
     )
     qids = list(dataset.queries)
     queries = fp32_embedder.embed([dataset.queries[q].text for q in qids], is_query=True)

@@ -12,7 +12,7 @@ from ragloop.core.runtime import Runtime
 from ragloop.core.settings import Settings
 from ragloop.eval.datasets import load_beir
 from ragloop.eval.evaluators import ModelModeEvaluator, ModelSource
-from ragloop.eval.model_mode import embed_in_batches, evaluate_model
+from ragloop.eval.model_mode import evaluate_model
 from tests.eval.beir_fixture import write_beir
 from tests.fakes import KeywordEmbedder, fake_registry
 
@@ -55,8 +55,8 @@ def test_the_corpus_is_embedded_once_for_all_dimensions(
 def test_length_sorted_batches_come_back_in_input_order(fake_embedder: KeywordEmbedder) -> None:
     texts = ["whale ocean coral", "lava", "bread flour", "scurvy"]
     seen: list[tuple[str, int, int]] = []
-    got = embed_in_batches(
-        fake_embedder, texts, is_query=False, batch_size=3, progress=lambda *a: seen.append(a)
+    got = fake_embedder.embed_many(
+        texts, is_query=False, batch_size=3, progress=lambda *a: seen.append(a)
     )
     assert (got == fake_embedder.embed(texts)).all()
     assert seen == [("embedding", 0, 4), ("embedding", 3, 4), ("embedding", 4, 4)]

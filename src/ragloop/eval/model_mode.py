@@ -11,8 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-import numpy as np
-
 from ragloop.core.embedding.base import Embedder
 from ragloop.core.errors import InvalidInputError
 from ragloop.core.progress import ProgressFn
@@ -20,19 +18,6 @@ from ragloop.eval.datasets import BeirDataset
 from ragloop.eval.metrics import DEFAULT_KS, evaluate_run
 from ragloop.eval.report import RetrievalReport
 from ragloop.eval.search import ExactIndex, truncate
-
-
-def embed_in_batches(
-    embedder: Embedder,
-    texts: Sequence[str],
-    *,
-    is_query: bool,
-    batch_size: int = 64,
-    progress: ProgressFn | None = None,
-    stage: str = "embedding",
-) -> np.ndarray:
-    """Embed texts in batches of similar length (less padding), returned in input order."""
-    return embedder.embed_many(texts, batch_size, progress, is_query=is_query, stage=stage)
 
 
 def evaluate_model(
@@ -59,8 +44,7 @@ def evaluate_model(
                 f"dimension {d} is outside 1..{embedder.dimension} for {embedder.model_id}"
             )
     doc_ids = list(dataset.corpus)
-    doc_vecs = embed_in_batches(
-        embedder,
+    doc_vecs = embedder.embed_many(
         [dataset.corpus[d].embedding_input for d in doc_ids],
         is_query=False,
         batch_size=batch_size,
@@ -69,8 +53,7 @@ def evaluate_model(
     )
     t_corpus = time.perf_counter()
     query_ids = list(dataset.queries)
-    query_vecs = embed_in_batches(
-        embedder,
+    query_vecs = embedder.embed_many(
         [dataset.queries[q].text for q in query_ids],
         is_query=True,
         batch_size=batch_size,

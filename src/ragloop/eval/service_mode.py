@@ -23,7 +23,6 @@ from ragloop.core.retriever import MAX_K, search
 from ragloop.core.runtime import ActiveIndex, Runtime
 from ragloop.eval.datasets import BeirDataset
 from ragloop.eval.metrics import DEFAULT_KS, evaluate_run
-from ragloop.eval.model_mode import embed_in_batches
 from ragloop.eval.report import RetrievalReport
 from ragloop.eval.search import ExactIndex, best_per_document, truncate
 
@@ -136,16 +135,14 @@ def evaluate_service(
     smaller = [d for d in wanted if d != full]
     if smaller:
         chunks = _all_chunks(runtime)
-        chunk_vecs = embed_in_batches(
-            index.embedder,
+        chunk_vecs = index.embedder.embed_many(
             [c.embedding_input for c in chunks],
             is_query=False,
             batch_size=batch_size,
             progress=progress,
             stage="re-embedding chunks",
         )
-        query_vecs = embed_in_batches(
-            index.embedder,
+        query_vecs = index.embedder.embed_many(
             [dataset.queries[q].text for q in query_ids],
             is_query=True,
             batch_size=batch_size,

@@ -20,7 +20,6 @@ from ragloop.core.retriever import best_chunk
 from ragloop.core.runtime import Runtime
 from ragloop.core.storage.querylog import IMPORT_SOURCE, QueryLog
 from ragloop.eval.datasets import BeirDataset
-from ragloop.eval.model_mode import embed_in_batches
 
 #: The progress stage an import reports, per question.
 IMPORT_STAGE = "importing questions"
@@ -68,8 +67,8 @@ def import_beir_pairs(
     index = rt.active_index()
     # Encoded in one batched pass, and only for questions naming a document with a choice.
     needs_model = [qid for qid, docs in judged.items() if any(len(chunks_of[d]) > 1 for d in docs)]
-    encoded = embed_in_batches(
-        index.embedder, [dataset.queries[q].text for q in needs_model], is_query=True
+    encoded = index.embedder.embed_many(
+        [dataset.queries[q].text for q in needs_model], is_query=True
     )
     vectors = dict(zip(needs_model, encoded, strict=True))
     for qid, docs in judged.items():

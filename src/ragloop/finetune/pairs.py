@@ -27,7 +27,6 @@ from ragloop.core.records import TITLE_SEPARATOR, ChunkRecord, section_heading
 from ragloop.core.retriever import search
 from ragloop.core.runtime import ActiveIndex, Runtime
 from ragloop.core.storage.querylog import LABELLED_SOURCES, QueryLog
-from ragloop.eval.model_mode import embed_in_batches
 from ragloop.finetune.options import RetrainOptions
 from ragloop.finetune.pseudo import judge
 from ragloop.finetune.synthetic import SyntheticQuestions
@@ -288,7 +287,7 @@ def mine_negatives(rt: Runtime, index: ActiveIndex, pairs: list[Pair]) -> int:
     found = 0
     positives = rt.catalog.get_chunks([p.chunk_id for p in pairs])
     chunk_docs.update({cid: c.document_id for cid, c in positives.items()})
-    qv = embed_in_batches(index.embedder, [p.question for p in pairs], is_query=True)
+    qv = index.embedder.embed_many([p.question for p in pairs], is_query=True)
     pv = rt.store.vectors(index.collection, list(positives))
     for pair, q in zip(pairs, qv, strict=True):
         pos_vec = pv.get(pair.chunk_id)

@@ -35,7 +35,6 @@ from ragloop.core.records import ChunkRecord, DocumentRecord
 from ragloop.core.storage.catalog import Catalog
 from ragloop.eval.datasets import BeirDataset
 from ragloop.eval.metrics import DEFAULT_KS, PRIMARY_METRIC, evaluate_run, per_query
-from ragloop.eval.model_mode import embed_in_batches
 from ragloop.eval.search import ExactIndex
 
 KS = DEFAULT_KS
@@ -133,7 +132,7 @@ def with_bodies(embedder: Embedder, vecs: np.ndarray, bodies: Mapping[int, str])
     out = vecs.copy()
     if bodies:
         rows = list(bodies)
-        out[rows] = embed_in_batches(embedder, [bodies[r] for r in rows], is_query=False)
+        out[rows] = embedder.embed_many([bodies[r] for r in rows], is_query=False)
     return out
 
 

@@ -32,7 +32,6 @@ from ragloop.core.settings import load_settings
 from ragloop.core.storage.catalog import Catalog
 from ragloop.core.storage.jobs import JobStore
 from ragloop.eval.datasets import load_beir
-from ragloop.eval.model_mode import embed_in_batches
 from ragloop.finetune.forgetting import (
     ForgettingCheck,
     drift_check,
@@ -130,7 +129,7 @@ class Worker:
         if self.options.query_only:
             pos = {cid: i for i, cid in enumerate(chunk_ids)}
             usable = [r for r in rows if r["positive_id"] in pos]
-            q = embed_in_batches(current.embedder, [r["anchor"] for r in usable], is_query=True)
+            q = current.embedder.embed_many([r["anchor"] for r in usable], is_query=True)
             p = current_vecs[[pos[r["positive_id"]] for r in usable]]
             negs = [pos.get(r.get("negative_id") or "", -1) for r in usable]
             n = current_vecs[negs] if usable and all(i >= 0 for i in negs) else None
@@ -187,8 +186,7 @@ class Worker:
             if self.report(ENCODING.at(done, total), f"{ENCODING.name} {done}/{total}"):
                 raise _Cancelled
 
-        return embed_in_batches(
-            embedder,
+        return embedder.embed_many(
             texts,
             is_query=False,
             batch_size=self.settings.embed_batch_size,
@@ -223,8 +221,8 @@ class Worker:
                 ids = list(ds.corpus)
                 doc_of = {d: d for d in ids}
                 texts = [ds.corpus[d].embedding_input for d in ids]
-                cur_docs = embed_in_batches(current.embedder, texts, is_query=False)
-                cand_docs = embed_in_batches(candidate, texts, is_query=False)
+                cur_docs = current.embedder.embed_many(texts, is_query=False)
+                cand_docs = candidate.embed_many(texts, is_query=False)
                 judged = [q for q in ds.queries if ds.relevant(q)]
                 questions = [ds.queries[q].text for q in judged]
                 gold = [sorted(ds.relevant(q)) for q in judged]
@@ -248,8 +246,8 @@ class Worker:
                 search = fts.search if fts is not None else None
             depth = recipe.depth if recipe is not None else DENSE_DEPTH
             lex = lexical_rankings(search, questions, depth, doc_of, untitled)
-            cur_q = embed_in_batches(current.embedder, questions, is_query=True)
-            cand_q = embed_in_batches(candidate, questions, is_query=True)
+            cur_q = current.embedder.embed_many(questions, is_query=True)
+            cand_q = candidate.embed_many(questions, is_query=True)
             cur_bare = with_bodies(current.embedder, cur_docs, bodies) if bodies else cur_docs
             # A query-only candidate keeps the current document vectors, so their bodies too.
             cand_bare = (
@@ -350,7 +348,7 @@ class Worker:
         if version.version == current.version.version or not texts:
             return current_vecs[rows]
         base = self.models.index_for(version).embedder
-        return embed_in_batches(base, texts, is_query=False)
+        return base.embed_many(texts, is_query=False)
 
     def regate(self) -> GateResult:
         """Judge the job's trained candidate again with the current gate (nothing is written):
