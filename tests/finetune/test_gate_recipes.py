@@ -6,7 +6,15 @@ from dataclasses import replace
 import pytest
 
 from ragloop.core.fusion import FusionRecipe
-from ragloop.finetune.scoring import Rankings, compare, recipe_grid, recipe_label, score, tune
+from ragloop.finetune.scoring import (
+    MIN_RECIPE_QUESTIONS,
+    Rankings,
+    compare,
+    recipe_grid,
+    recipe_label,
+    score,
+    tune,
+)
 
 N = 20
 
@@ -94,3 +102,74 @@ def test_cross_fitting_does_not_let_a_recipe_win_on_the_questions_that_chose_it(
     tuned = tune(mixed, recipe_grid(FusionRecipe()))
     cross = sum(score(mixed, tuned.run)[1]) / N
     assert cross <= max(tuned.table.values()) + 1e-9
+
+
+def _joined(*parts: Rankings) -> Rankings:
+    """Several question sets as one (their chunk and document names must not clash)."""
+    doc_of: dict[str, str] = {}
+    for p in parts:
+        doc_of |= dict(p.doc_of)
+    return Rankings(
+        [d for p in parts for d in p.dense],
+        [x for p in parts for x in p.lexical],
+        doc_of,
+        [g for p in parts for g in p.gold],
+    )
+
+
+def _renamed(r: Rankings, tag: str) -> Rankings:
+    """``r`` with every chunk and document name prefixed by ``tag``."""
+    return Rankings(
+        [[(tag + c, s) for c, s in d] for d in r.dense],
+        [[(tag + c, s) for c, s in x] for x in r.lexical],
+        {tag + c: tag + d for c, d in r.doc_of.items()},
+        [[tag + g for g in gs] for gs in r.gold],
+    )
+
+
+def test_questions_picked_by_misses_judge_but_never_tune_the_recipe() -> None:
+    # 20 questions both sides get right (every recipe scores 1.0) and 20 feedback questions
+    # that only the lexical side gets right, as replayed misses of a dense-leaning model are.
+    easy = _renamed(_rankings(dense_right=True, lexical_right=True), "e")
+    misses = _renamed(_rankings(dense_right=False, lexical_right=True), "m")
+    both = _joined(easy, misses)
+    grid = recipe_grid(FusionRecipe())
+    assert recipe_label(tune(both, grid).recipe) == "weighted:0.3"  # the misses would pull it
+    flags = [True] * N + [False] * N
+    tuned = tune(both, grid, tunable=flags)
+    assert recipe_label(tuned.recipe) == "rrf:60" and tuned.questions == N
+    # the feedback questions are still scored, with the recipe chosen without them
+    assert set(tuned.run) == {str(i) for i in range(2 * N)}
+    assert tuned.run == both.run(grid[0])
+    compared = compare(both, both, FusionRecipe(), tunable=flags)
+    assert compared.recipe_questions == N and compared.candidate == compared.current
+
+
+def test_too_few_tuning_questions_keep_the_current_recipe() -> None:
+    lexical_only = _rankings(dense_right=False, lexical_right=True)
+    few = MIN_RECIPE_QUESTIONS - 1
+    picked = Rankings(
+        lexical_only.dense[:few],
+        lexical_only.lexical[:few],
+        lexical_only.doc_of,
+        lexical_only.gold[:few],
+    )
+    tuned = tune(picked, recipe_grid(FusionRecipe()))
+    assert recipe_label(tuned.recipe) == "rrf:60"
+    assert tuned.table["weighted:0.3"] == 1.0 > tuned.table["rrf:60"]
+
+
+def test_a_win_within_one_standard_error_keeps_the_current_recipe() -> None:
+    # 29 questions where every recipe ties, one where weighted:0.3 alone finds the gold
+    # document: the gain's mean equals its standard error, so it is not taken as a win.
+    ties = _renamed(_rankings(dense_right=True, lexical_right=True), "t")
+    one = _renamed(_rankings(dense_right=False, lexical_right=True), "o")
+    lucky = Rankings(
+        [*ties.dense, *ties.dense[:9], one.dense[0]],
+        [*ties.lexical, *ties.lexical[:9], one.lexical[0]],
+        dict(ties.doc_of) | dict(one.doc_of),
+        [*ties.gold, *ties.gold[:9], one.gold[0]],
+    )
+    tuned = tune(lucky, recipe_grid(FusionRecipe()))
+    assert max(tuned.table, key=lambda k: tuned.table[k]) == "weighted:0.3"
+    assert recipe_label(tuned.recipe) == "rrf:60"

@@ -80,9 +80,9 @@ def _gate(
     seen: dict[str, Any] = {}
     real = worker_module.compare
 
-    def spy(current, candidate, recipe, tune_recipe=True, seed=0):  # type: ignore[no-untyped-def]
-        seen.update(current=current, recipe=recipe)
-        return real(current, candidate, recipe, tune_recipe, seed)
+    def spy(current, candidate, recipe, tune_recipe=True, seed=0, tunable=None):  # type: ignore[no-untyped-def]
+        seen.update(current=current, recipe=recipe, tunable=tunable)
+        return real(current, candidate, recipe, tune_recipe, seed, tunable)
 
     monkeypatch.setattr(worker_module, "compare", spy)
     worker = worker_module.Worker(files.root)
@@ -113,6 +113,8 @@ def test_a_title_question_no_longer_finds_its_document_by_its_own_title(
     titles = [i for i, h in enumerate(held) if h["origin"] == "synthetic"]
     users = [i for i, h in enumerate(held) if h["origin"] == "labelled"]
     assert len(titles) == 15 and len(users) == 2
+    # feedback questions (replayed misses) judge both models but never tune the recipe
+    assert [h.get("tunes") for h in held] == [h["origin"] != "labelled" for h in held]
     gate_docs = {held[i]["gold"][0] for i in titles}
     # the job's corpus carries the text without the title line for gate-only documents only
     corpus = files.read_corpus()

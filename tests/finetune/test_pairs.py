@@ -141,6 +141,9 @@ def test_training_set_from_feedback_and_synthetic(fake_runtime: Runtime, tmp_pat
     held_q = {q for q, _ in data.heldout}
     # labelled pairs are held out first, and a held-out question is never trained on
     assert sum(q.startswith("labelled") for q in held_q) == 2
+    # feedback questions were picked by serving's misses: they judge, they never tune a recipe
+    assert data.feedback_only == {q for q in held_q if q.startswith("labelled")}
+    assert m["recipe_questions"] == len(data.heldout) - 2
     assert not held_q & {p.question for p in data.train}
     assert m["hard_negatives"] > 0
     for p in data.train:

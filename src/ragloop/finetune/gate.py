@@ -49,8 +49,10 @@ class GateResult:
     #: The current version's stored recipe and the candidate's tuned one (None: no fusion).
     current_recipe: dict[str, Any] | None = None
     candidate_recipe: dict[str, Any] | None = None
-    #: The candidate's primary metric under each recipe of the tuning grid (in-sample).
+    #: The candidate's primary metric under each recipe of the tuning grid (in-sample, on
+    #: the questions that tune) and how many questions those are.
     recipes: dict[str, float] | None = None
+    recipe_questions: int | None = None
     #: The no-forgetting check (``forgetting.ForgettingCheck.to_dict``).
     forgetting: dict[str, Any] | None = None
     #: Where the gate questions came from (labelled held-out, headings/titles, LLM...).

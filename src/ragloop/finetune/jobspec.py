@@ -97,6 +97,9 @@ class HeldoutQuestion(TypedDict):
     #: ``labelled`` (held-out feedback) or ``synthetic`` (a gate-only document's heading,
     #: title or LLM question); absent in jobs written before origins were kept.
     origin: NotRequired[str]
+    #: False for a question picked because serving retrieval failed it (feedback on a miss):
+    #: it judges the models but never tunes a fusion recipe (``scoring.tune``). Default True.
+    tunes: NotRequired[bool]
 
 
 #: Held-out origins that are real questions (users' labels, an admin-named gate set): judged

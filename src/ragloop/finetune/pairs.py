@@ -26,7 +26,7 @@ from ragloop.core.progress import ProgressFn
 from ragloop.core.records import TITLE_SEPARATOR, ChunkRecord, section_heading
 from ragloop.core.retriever import search
 from ragloop.core.runtime import ActiveIndex, Runtime
-from ragloop.core.storage.querylog import LABELLED_SOURCES, QueryLog
+from ragloop.core.storage.querylog import FEEDBACK_SOURCE, LABELLED_SOURCES, QueryLog
 from ragloop.finetune.options import RetrainOptions
 from ragloop.finetune.pseudo import judge
 from ragloop.finetune.synthetic import SyntheticQuestions
@@ -90,6 +90,9 @@ class TrainingSet:
     manifest: dict[str, Any] = field(default_factory=dict)
     #: Where each held-out question came from: ``labelled`` or ``synthetic`` (gate-only).
     origins: dict[str, str] = field(default_factory=dict)
+    #: Labelled questions that only reached the log as feedback on a served answer: picked
+    #: because serving retrieval failed them, so they judge a model but never tune a recipe.
+    feedback_only: set[str] = field(default_factory=set)
 
 
 def build_training_set(
@@ -105,6 +108,7 @@ def build_training_set(
     index = rt.active_index()
     manifest: dict[str, Any] = {"sources": {}}
     labelled: list[Pair] = []
+    feedback_only: set[str] = set()
     if "labelled" in options.sources:
         rows = querylog.pairs(LABELLED_SOURCES)
         known = rt.catalog.get_chunks([r["chunk_id"] for r in rows])
@@ -120,6 +124,8 @@ def build_training_set(
         ]
         manifest["sources"]["labelled"] = len(labelled)
         origin = Counter(r["source"] for r in kept)
+        imported = {r["question"] for r in kept if r["source"] != FEEDBACK_SOURCE}
+        feedback_only = {r["question"] for r in kept} - imported
         manifest["labelled_origin"] = {name: origin.get(name, 0) for name in LABELLED_SOURCES}
     pseudo: list[Pair] = []
     if "pseudo" in options.sources:
@@ -154,7 +160,9 @@ def build_training_set(
         manifest["gate_shortfall"] = gate_shortfall(
             options.min_gate_questions, Counter(origins.values()), len(labelled)
         )
-    return TrainingSet(train, heldout, manifest, origins)
+    held_feedback = {q for q, _ in heldout if q in feedback_only}
+    manifest["recipe_questions"] = len(heldout) - len(held_feedback)
+    return TrainingSet(train, heldout, manifest, origins, held_feedback)
 
 
 def _origins(heldout: list[tuple[str, list[str]]], labelled: list[Pair]) -> dict[str, str]:

@@ -226,6 +226,7 @@ class RetrainManager:
                     question=q,
                     gold=sorted({doc_of[c] for c in gold if c in doc_of}),
                     origin=origins[q],
+                    tunes=q not in data.feedback_only,
                 )
                 for q, gold in data.heldout
             ]

@@ -12,10 +12,15 @@ find its own document under any model and recipe. Such a question searches vecto
 gate-only documents' chunk text without the title line (``with_bodies``; other chunks keep
 their vectors) and the FTS5 ``text`` column only (``BODY_COLUMNS``).
 
-Tuning picks the candidate's recipe from a small grid on the gate questions. Picking the best
+Tuning picks the candidate's recipe from a small grid on the gate questions that do not depend
+on serving retrieval: imported labelled pairs, gate-only headings, titles and LLM questions, an
+admin-named set. Feedback on a miss is a question the current recipe failed, so it would tune
+the recipe away from whatever serving does (it still judges both models). The current recipe
+stays unless another wins on those questions by more than one standard error of the
+per-question gain, and on fewer than ``MIN_RECIPE_QUESTIONS`` it always stays. Picking the best
 of several recipes on the very questions that then judge it would flatter the candidate, so its
-per-question scores are *cross-fitted*: each fold of questions is scored with the recipe that
-won on the other folds. The recipe the version keeps is the winner on all questions.
+per-question scores are *cross-fitted*: each fold of tunable questions is scored with the
+recipe chosen on the other folds; the version keeps the choice made on all of them.
 """
 
 from __future__ import annotations
@@ -40,6 +45,9 @@ from ragloop.eval.search import ExactIndex
 KS = DEFAULT_KS
 #: Folds of the cross-fitted recipe choice (fewer when there are few questions).
 FOLDS = 5
+#: Fewer tunable questions than this keep the current recipe: a choice among the grid on a
+#: handful of questions is mostly noise.
+MIN_RECIPE_QUESTIONS = 20
 #: The grid: dense only (weight 1), weighted at falling dense weights, then rrf. The current
 #: version's own recipe is added to it, so a candidate can always keep it. Order breaks ties.
 GRID_WEIGHTS = (1.0, 0.85, 0.7, 0.5, 0.3)
@@ -172,35 +180,58 @@ class Tuned:
     run: dict[str, list[str]]
     table: dict[str, float] = field(default_factory=dict)
     folds: int = 1
+    #: How many questions the choice was made on (the tunable ones).
+    questions: int = 0
 
 
-def tune(rankings: Rankings, grid: Sequence[FusionRecipe], seed: int = 0) -> Tuned:
-    """Pick the best recipe of ``grid`` (primary metric; ties to the earlier one) on all
-    questions, and cross-fit a run: each fold scored with the winner on the other folds."""
+def _choose(per_recipe: Sequence[np.ndarray], idx: Sequence[int]) -> int:
+    """The grid index to use, chosen on questions ``idx``: the current recipe (index 0) unless
+    another wins there by more than one standard error of its per-question gain."""
+    if len(idx) < 2:
+        return 0
+    rows = list(idx)
+    means = [float(p[rows].mean()) for p in per_recipe]
+    best = int(np.argmax(means))  # argmax keeps the first of equal means
+    if best == 0:
+        return 0
+    gain = per_recipe[best][rows] - per_recipe[0][rows]
+    stderr = float(gain.std(ddof=1)) / np.sqrt(len(rows))
+    return best if float(gain.mean()) - stderr > 1e-9 else 0
+
+
+def tune(
+    rankings: Rankings,
+    grid: Sequence[FusionRecipe],
+    seed: int = 0,
+    tunable: Sequence[bool] | None = None,
+) -> Tuned:
+    """Choose the candidate's recipe from ``grid`` (``grid[0]`` is the current one) on the
+    ``tunable`` questions (default all) and cross-fit a run over them: each fold scored with
+    the choice made on the other folds. Questions that may not tune (picked because serving
+    retrieval failed them) are scored with the choice made on all tunable ones."""
     runs = [rankings.run(r) for r in grid]
     per_recipe = [np.asarray(score(rankings, run)[1]) for run in runs]
     n = len(rankings.gold)
+    flags = list(tunable) if tunable is not None else [True] * n
+    pool = [i for i in range(n) if flags[i]]
     table = {
-        recipe_label(r): round(float(p.mean()), 4) if n else 0.0
+        recipe_label(r): round(float(p[pool].mean()), 4) if pool else 0.0
         for r, p in zip(grid, per_recipe, strict=True)
     }
-
-    def best(idx: Sequence[int]) -> int:
-        means = [float(p[list(idx)].mean()) if len(idx) else 0.0 for p in per_recipe]
-        return int(np.argmax(means))  # argmax keeps the first of equal means
-
-    everything = list(range(n))
-    folds = min(FOLDS, n // 2)
+    if len(pool) < MIN_RECIPE_QUESTIONS:
+        return Tuned(grid[0], runs[0], table, 1, len(pool))
+    kept = _choose(per_recipe, pool)
+    run = {str(i): runs[kept][str(i)] for i in range(n)}
+    folds = min(FOLDS, len(pool) // 2)
     if folds < 2:
-        return Tuned(grid[best(everything)], runs[best(everything)], table, 1)
-    order = everything[:]
+        return Tuned(grid[kept], run, table, 1, len(pool))
+    order = pool[:]
     random.Random(seed).shuffle(order)
-    run: dict[str, list[str]] = {}
     for f in range(folds):
         held = set(order[f::folds])
-        chosen = best([i for i in everything if i not in held])
+        chosen = _choose(per_recipe, [i for i in pool if i not in held])
         run.update({str(i): runs[chosen][str(i)] for i in held})
-    return Tuned(grid[best(everything)], run, table, folds)
+    return Tuned(grid[kept], run, table, folds, len(pool))
 
 
 @dataclass
@@ -215,6 +246,8 @@ class Comparison:
     current_recipe: FusionRecipe | None
     candidate_recipe: FusionRecipe | None
     recipes: dict[str, float] | None = None
+    #: The questions the candidate's recipe was chosen on (None: not tuned).
+    recipe_questions: int | None = None
 
 
 def compare(
@@ -223,16 +256,24 @@ def compare(
     recipe: FusionRecipe | None,
     tune_recipe: bool = True,
     seed: int = 0,
+    tunable: Sequence[bool] | None = None,
 ) -> Comparison:
     """The current model with its stored ``recipe`` against the candidate with the recipe
     tuned for it (``recipe_grid``; the stored one when not tuning); ``recipe`` None: both
     dense, as serving in dense mode."""
     cur_metrics, cur_pq = score(current, current.run(recipe))
     if recipe is not None and tune_recipe:
-        tuned = tune(candidate, recipe_grid(recipe), seed)
+        tuned = tune(candidate, recipe_grid(recipe), seed, tunable)
         cand_metrics, cand_pq = score(candidate, tuned.run)
         return Comparison(
-            cur_metrics, cand_metrics, cur_pq, cand_pq, recipe, tuned.recipe, tuned.table
+            cur_metrics,
+            cand_metrics,
+            cur_pq,
+            cand_pq,
+            recipe,
+            tuned.recipe,
+            tuned.table,
+            tuned.questions,
         )
     cand_metrics, cand_pq = score(candidate, candidate.run(recipe))
     return Comparison(cur_metrics, cand_metrics, cur_pq, cand_pq, recipe, recipe)

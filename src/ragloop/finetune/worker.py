@@ -214,6 +214,7 @@ class Worker:
         # they were taken from: vectors of those documents' chunk text and the FTS5 text column
         # (jobspec.judged_untitled); an admin-named set's questions and labelled ones are not.
         untitled: list[bool] = []
+        tunable: list[bool] | None = None
         bodies: dict[int, str] = {}
         try:
             if options.gate_dataset:
@@ -240,6 +241,7 @@ class Worker:
                 gold = [h["gold"] for h in held]
                 origins = dict(Counter(h.get("origin", "synthetic") for h in held))
                 untitled = [judged_untitled(h.get("origin", "synthetic")) for h in held]
+                tunable = [h.get("tunes", True) for h in held]
                 bodies = self._bodies(corpus, held, untitled)
                 gate_set = "held-out pairs"
                 fts = self.catalog.lexical if hybrid else None
@@ -267,7 +269,7 @@ class Worker:
         finally:
             if lexical is not None:
                 lexical.close()
-        compared = compare(cur, cand, recipe, options.tune_recipe, options.seed)
+        compared = compare(cur, cand, recipe, options.tune_recipe, options.seed, tunable)
         forgetting = self._forgetting(
             current, candidate, corpus, current_vecs, candidate_vecs, rows
         )
@@ -288,6 +290,7 @@ class Worker:
         result.current_recipe = report_recipe(compared.current_recipe)
         result.candidate_recipe = report_recipe(compared.candidate_recipe)
         result.recipes = compared.recipes
+        result.recipe_questions = compared.recipe_questions
         result.question_origins = origins
         return result
 
