@@ -1,4 +1,7 @@
 import json
+import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,11 @@ def test_every_format_loads_with_title_and_text(tmp_path: Path) -> None:
     root = write_corpus(tmp_path / "c")
     got = {p.name: _docs(p) for p in sorted(root.iterdir())}
     assert all(all(isinstance(d, LoadedDocument) for d in docs) for docs in got.values()), got
-    by_name = {name: docs[0] for name, docs in got.items() if len(docs) == 1}
+    by_name = {
+        name: docs[0]
+        for name, docs in got.items()
+        if len(docs) == 1 and isinstance(docs[0], LoadedDocument)
+    }
     assert by_name["scurvy.md"].title == "Scurvy"
     assert "## Cause" in by_name["scurvy.md"].text
     assert by_name["reef.rst"].title == "Coral reefs"
@@ -59,6 +66,60 @@ def test_bad_files_are_reported_by_name(
     assert "\n" not in failure.reason
 
 
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-be"])
+def test_text_with_a_utf16_or_utf32_bom_is_decoded(tmp_path: Path, codec: str) -> None:
+    text = "# Caf\u00e9\n\nA whale \u2014 and \u4e2d\u6587 \U0001f40b.\n"
+    path = tmp_path / "wide.md"
+    # Python writes a BOM for "utf-16"/"utf-32"; the explicit-order codecs need one added.
+    bom = {"utf-16-le": "\ufeff", "utf-16-be": "\ufeff", "utf-32-be": "\ufeff"}.get(codec, "")
+    path.write_bytes((bom + text).encode(codec))
+    [doc] = _docs(path)
+    assert isinstance(doc, LoadedDocument), doc
+    assert doc.title == "Caf\u00e9"
+    assert doc.text == text.strip() and "\ufeff" not in doc.text
+
+
+def test_a_bom_before_broken_utf16_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "odd.txt"
+    path.write_bytes(b"\xff\xfeh\x00i\x00!")  # an odd number of bytes after the mark
+    [failure] = _docs(path)
+    assert isinstance(failure, LoadFailure)
+    assert failure.reason.startswith("not valid UTF-16 (truncated data at offset")
+
+
+def _pdf_with_wrong_xref_offset(path: Path) -> Path:
+    """A PDF pypdf can read only after repairing it: its startxref offset is wrong."""
+    make_pdf(path, ["The train runs on rail."], "Rail")
+    data = path.read_bytes()
+    at = data.rindex(b"startxref")
+    path.write_bytes(data[:at] + b"startxref\n12\n%%EOF\n")
+    return path
+
+
+def test_pypdf_warnings_go_to_the_document_not_stderr(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _pdf_with_wrong_xref_offset(tmp_path / "repaired.pdf")
+    with caplog.at_level(logging.WARNING):
+        [doc] = _docs(path)
+    assert isinstance(doc, LoadedDocument)
+    assert "rail" in doc.text
+    assert any("startxref" in w for w in doc.warnings), doc.warnings
+    assert all("\n" not in w for w in doc.warnings)
+    assert [r for r in caplog.records if r.name.startswith("pypdf")] == []
+    assert logging.getLogger("pypdf").propagate  # the capture is undone
+    # The same load in a fresh interpreter, where pypdf's logging would reach stderr.
+    code = (
+        "import sys; from pathlib import Path; from ragloop.ingest.loaders import load_file; "
+        "[d] = load_file(Path(sys.argv[1]), 2**20); print(len(d.warnings))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert int(proc.stdout) >= 1
+
+
 def test_truncated_pdf_is_reported_not_crashed_on(tmp_path: Path) -> None:
     good = make_pdf(tmp_path / "good.pdf", ["Some text " * 50] * 5)
     data = good.read_bytes()
@@ -78,8 +139,8 @@ def test_oversize_file_is_skipped_with_the_limit_named(tmp_path: Path) -> None:
 
 
 def test_oversize_message_counts_mib_as_mib(tmp_path: Path) -> None:
-    """RAGLOOP_MAX_FILE_MB counts MiB: a file one byte over 1 MiB once read "1.0 MB is over the
-    1.0 MB limit" (MiB printed as MB, rounded until the two sizes looked equal)."""
+    """RAGLOOP_MAX_FILE_MB counts MiB, named as MiB; the file's size is exact, so a file one
+    byte over the limit does not read as the limit itself."""
     path = tmp_path / "big.txt"
     path.write_bytes(b"x" * (2**20 + 1))
     [failure] = _docs(path, limit=2**20)

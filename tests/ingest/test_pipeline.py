@@ -8,7 +8,7 @@ from ragloop.core.retriever import search
 from ragloop.core.runtime import Runtime
 from ragloop.ingest.pipeline import Ingestor, delete_documents
 from tests.fakes import KeywordEmbedder
-from tests.ingest.samples import write_corpus
+from tests.ingest.samples import make_pdf, write_corpus
 
 
 def assert_consistent(rt: Runtime) -> None:
@@ -97,7 +97,7 @@ def test_prune_keeps_documents_of_files_that_failed_to_load(
 ) -> None:
     root = write_corpus(tmp_path / "docs")
     Ingestor(fake_runtime).ingest([root])
-    (root / "volcano.txt").write_bytes(b"\xff\xfe broken now")
+    (root / "volcano.txt").write_bytes(b"caf\xe9 broken now")
     report = Ingestor(fake_runtime).ingest([root], prune=True)
     assert report.removed == 0
     assert [f["reason"][:19] for f in report.failed] == ["not valid UTF-8 (by"]
@@ -194,3 +194,17 @@ def test_unchanged_reingest_does_not_load_the_model(
         assert_consistent(fresh)
     finally:
         fresh.catalog.close()
+
+
+def test_parser_warnings_are_reported_with_their_file(
+    tmp_path: Path, fake_runtime: Runtime
+) -> None:
+    path = make_pdf(tmp_path / "rail.pdf", ["The train runs on rail."], "Rail")
+    data = path.read_bytes()
+    at = data.rindex(b"startxref")
+    path.write_bytes(data[:at] + b"startxref\n12\n%%EOF\n")  # pypdf repairs the xref
+    report = Ingestor(fake_runtime).ingest([path])
+    assert report.added == 1 and report.failed == []
+    assert report.warnings and {w["name"] for w in report.warnings} == {str(path)}
+    assert any("startxref" in w["warning"] for w in report.warnings)
+    assert report.to_dict()["warnings"] == report.warnings

@@ -34,6 +34,13 @@ def ingest(
     prune: Annotated[
         bool, typer.Option("--prune", help="Remove documents whose files are gone.")
     ] = False,
+    follow_outside_links: Annotated[
+        bool,
+        typer.Option(
+            "--follow-outside-links",
+            help="Also ingest files that links in a folder point to outside that folder.",
+        ),
+    ] = False,
     data_dir: DataDir = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -49,7 +56,11 @@ def ingest(
             try:
                 with progress_bar() as bar:
                     report = Ingestor(rt, progress_callback(bar)).ingest(
-                        paths, include or (), exclude or (), prune
+                        paths,
+                        include or (),
+                        exclude or (),
+                        prune,
+                        follow_outside_links=follow_outside_links,
                     )
             finally:
                 rt.close()
@@ -58,6 +69,8 @@ def ingest(
     else:
         for f in report.failed:
             err.print(f"[yellow]skipped[/yellow] {f['name']}: {f['reason']}", highlight=False)
+        for w in report.warnings:
+            err.print(f"[yellow]warning[/yellow] {w['name']}: {w['warning']}", highlight=False)
         out.print(
             f"documents: {report.added} added, {report.updated} updated, "
             f"{report.unchanged} unchanged, {report.removed} removed, "

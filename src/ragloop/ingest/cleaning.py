@@ -27,3 +27,24 @@ def clean_text(text: str) -> str:
 def looks_binary(head: bytes) -> bool:
     """True for content that is not text: a NUL byte in the first block is the usual tell."""
     return b"\x00" in head[:8192]
+
+
+# Byte-order marks, longest first: the UTF-32-LE mark begins with the UTF-16-LE one.
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+)
+
+
+def bom_encoding(data: bytes) -> str | None:
+    """The UTF-16 or UTF-32 codec a byte-order mark announces, or None without one.
+
+    Such text is full of NUL bytes, so it must be recognised before ``looks_binary``. The
+    codec named reads the mark itself to pick the byte order, and drops it.
+    """
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return codec
+    return None

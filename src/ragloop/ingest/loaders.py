@@ -3,28 +3,42 @@
 Each loader turns one file into documents (a BEIR corpus gives one per line). A problem with a
 file or a record is reported as a ``LoadFailure`` naming it, with a one-line reason; the batch
 goes on.
+
+Only regular files are read. A FIFO, a device, a socket, a symlink loop or a broken link is
+reported with what it is (and never opened in a way that could block), and in a folder a link
+whose target leaves that folder is refused unless the caller allows it.
 """
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import json
+import logging
+import os
 import re
+import stat
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ragloop.core.beir_corpus import CorpusRecord, corpus_lines, corpus_record
 from ragloop.core.errors import DocumentError, InvalidInputError, UnsupportedFormatError
-from ragloop.ingest.cleaning import clean_text, looks_binary
+from ragloop.ingest.cleaning import bom_encoding, clean_text, looks_binary
 from ragloop.ingest.sections import Section, atx_heading, find_sections, markdown_sections
 
 
 @dataclass(frozen=True)
 class LoadedDocument:
-    """A document ready for chunking; ``sections`` maps its headings (offsets into ``text``)."""
+    """A document ready for chunking; ``sections`` maps its headings (offsets into ``text``).
+
+    ``warnings`` are one-line notes from the parser about a file it could still read (pypdf's
+    repairs of a damaged PDF, for example).
+    """
 
     id: str
     path: str
@@ -35,6 +49,7 @@ class LoadedDocument:
     size_bytes: int
     meta: dict[str, Any] = field(default_factory=dict)
     sections: tuple[Section, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +71,17 @@ def file_document_id(path: Path) -> str:
 
 
 def _decode(path: Path, data: bytes) -> str:
+    codec = bom_encoding(data)
+    if codec is not None:
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError as exc:
+            raise DocumentError(
+                f"not valid {codec.upper()} ({exc.reason} at offset {exc.start})"
+            ) from None
+        if not text.strip():
+            raise DocumentError("empty file")
+        return text
     if not data.strip():
         raise DocumentError("empty file")
     if looks_binary(data):
@@ -75,6 +101,7 @@ def _single(
     text: str,
     title: str,
     headings: list[tuple[int, str]] | None = None,
+    warnings: Sequence[str] = (),
 ) -> Iterator[Loaded]:
     text = clean_text(text)
     if not text:
@@ -93,6 +120,7 @@ def _single(
         format=fmt,
         size_bytes=len(data),
         sections=tuple(sections),
+        warnings=tuple(warnings),
     )
 
 
@@ -163,8 +191,65 @@ def load_html(path: Path, data: bytes) -> Iterator[Loaded]:
     yield from _single(path, data, "html", text, title or path.stem, headings)
 
 
+class _ThreadLogCapture(logging.Handler):
+    """Keeps a logger's records in a list per capturing thread, off stderr.
+
+    While any thread captures, the logger stops propagating; records of threads that are not
+    capturing are handed to the root logger, as propagation would have done.
+    """
+
+    def __init__(self, logger_name: str) -> None:
+        super().__init__(logging.DEBUG)
+        self.logger_name = logger_name
+        self._sinks: dict[int, list[str]] = {}
+        self._guard = threading.Lock()
+        self._propagate = True
+
+    def emit(self, record: logging.LogRecord) -> None:
+        sink = self._sinks.get(record.thread or 0)
+        if sink is None:
+            if self._propagate:
+                logging.getLogger().handle(record)
+            return
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        line = " ".join(message.split())
+        if line and line not in sink:
+            sink.append(line)
+
+    @contextmanager
+    def captured(self) -> Iterator[list[str]]:
+        """The messages this thread logs (deduplicated, one line each) until the block ends."""
+        logger = logging.getLogger(self.logger_name)
+        ident = threading.get_ident()
+        sink: list[str] = []
+        with self._guard:
+            if not self._sinks:
+                self._propagate = logger.propagate
+                logger.addHandler(self)
+                logger.propagate = False
+            self._sinks[ident] = sink
+        try:
+            yield sink
+        finally:
+            with self._guard:
+                del self._sinks[ident]
+                if not self._sinks:
+                    logger.removeHandler(self)
+                    logger.propagate = self._propagate
+
+
+# pypdf reports the repairs it makes to a damaged file through the "pypdf" loggers.
+_PYPDF_LOG = _ThreadLogCapture("pypdf")
+
+
 def load_pdf(path: Path, data: bytes) -> Iterator[Loaded]:
-    """PDF text via pypdf; a truncated or damaged file is reported, not crashed on."""
+    """PDF text via pypdf; a truncated or damaged file is reported, not crashed on.
+
+    What pypdf logs while reading the file becomes the document's ``warnings``.
+    """
     import io
 
     from pypdf import PdfReader
@@ -172,16 +257,17 @@ def load_pdf(path: Path, data: bytes) -> Iterator[Loaded]:
 
     if not data.startswith(b"%PDF"):
         raise DocumentError("not a PDF (missing %PDF header)")
-    try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
-        pages = [page.extract_text() or "" for page in reader.pages]
-        meta_title = (reader.metadata.title if reader.metadata else None) or ""
-    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
-        raise DocumentError(f"corrupt PDF: {exc.__class__.__name__}: {exc}") from None
+    with _PYPDF_LOG.captured() as logged:
+        try:
+            reader = PdfReader(io.BytesIO(data), strict=False)
+            pages = [page.extract_text() or "" for page in reader.pages]
+            meta_title = (reader.metadata.title if reader.metadata else None) or ""
+        except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
+            raise DocumentError(f"corrupt PDF: {exc.__class__.__name__}: {exc}") from None
     text = "\n\n".join(p.strip() for p in pages if p.strip())
     if not text.strip():
         raise DocumentError("PDF has no extractable text (scanned images need OCR first)")
-    yield from _single(path, data, "pdf", text, str(meta_title) or path.stem)
+    yield from _single(path, data, "pdf", text, str(meta_title) or path.stem, warnings=logged)
 
 
 def load_docx(path: Path, data: bytes) -> Iterator[Loaded]:
@@ -280,57 +366,179 @@ def loader_for(path: Path) -> Loader:
     return loader
 
 
+def not_regular(mode: int) -> str | None:
+    """Why a file of this ``st_mode`` is not read as a document, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory, not a regular file"
+    if stat.S_ISFIFO(mode):
+        return "is a FIFO, not a regular file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device file, not a regular file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not a regular file"
+    return "is not a regular file"
+
+
+def _read_regular(path: Path, max_bytes: int) -> bytes:
+    """A regular file's bytes; anything else is refused without blocking or reading it.
+
+    The file is opened non-blocking (opening a FIFO would otherwise wait for a writer) and
+    checked on the open descriptor, so it cannot be swapped between the check and the read.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        reason = not_regular(info.st_mode)
+        if reason is not None:
+            raise DocumentError(reason)
+        os.set_blocking(fd, True)
+        if info.st_size > max_bytes:
+            raise DocumentError(_over_limit(info.st_size, max_bytes))
+        data = fh.read()
+    if len(data) > max_bytes:  # it grew while being read
+        raise DocumentError(_over_limit(len(data), max_bytes))
+    return data
+
+
+def _over_limit(size: int, max_bytes: int) -> str:
+    # RAGLOOP_MAX_FILE_MB counts MiB; the size is in bytes, so it never rounds to the limit.
+    return (
+        f"{size} bytes is over the {max_bytes / 2**20:g} MiB limit ({max_bytes} bytes, "
+        "RAGLOOP_MAX_FILE_MB)"
+    )
+
+
 def load_file(path: Path, max_bytes: int) -> Iterator[Loaded]:
     """Load every document in one file, turning any problem into a ``LoadFailure``."""
     name = str(path)
     try:
         loader = loader_for(path)
-        size = path.stat().st_size
-        if size > max_bytes:
-            # RAGLOOP_MAX_FILE_MB counts MiB; bytes say exactly how far over the file is
-            # (in rounded MB a file just over 50 MiB read "52.4 MB is over the 52.4 MB limit").
-            raise DocumentError(
-                f"{size} bytes is over the {max_bytes / 2**20:g} MiB limit ({max_bytes} bytes, "
-                "RAGLOOP_MAX_FILE_MB)"
-            )
-        data = path.read_bytes()
+        data = _read_regular(path, max_bytes)
         yield from loader(path, data)
     except (DocumentError, UnsupportedFormatError) as exc:
         yield LoadFailure(name, exc.message, str(path))
     except OSError as exc:
-        yield LoadFailure(name, f"cannot read: {exc.strerror or exc}", str(path))
+        yield LoadFailure(name, _os_reason(exc), str(path))
     except RecursionError:
         yield LoadFailure(name, "document too deeply nested to parse", str(path))
 
 
+def _os_reason(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symlink loop"
+    if exc.errno == errno.ENOENT:
+        return "no such file or directory"
+    return f"cannot read: {exc.strerror or exc}"
+
+
+def _link_problem(path: Path, root: Path | None, follow_outside_links: bool) -> str | None:
+    """Why ``path`` (a file, or a link to one) is not a document, or None when it may be read.
+
+    ``root`` is the resolved folder being scanned; a link whose target resolves outside it is
+    refused unless ``follow_outside_links``. None for ``root``: the path was named itself.
+    """
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        return _os_reason(exc)
+    if stat.S_ISLNK(info.st_mode):
+        try:
+            info = os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return f"broken symlink (its target {os.readlink(path)} does not exist)"
+            return _os_reason(exc)
+        kind = not_regular(info.st_mode)  # a link to a device is a device, wherever it is
+        if kind is not None:
+            return kind
+        if root is not None and not follow_outside_links:
+            target = Path(os.path.realpath(path))
+            if not target.is_relative_to(root):
+                return (
+                    f"link leaves the ingested folder (it points to {target}; "
+                    "--follow-outside-links allows that)"
+                )
+    return not_regular(info.st_mode)
+
+
+def _walk(root: Path, failures: list[LoadFailure]) -> Iterator[Path]:
+    """Every non-hidden entry under ``root`` that is not a folder; links to folders are not
+    followed. A folder that cannot be listed is reported in ``failures``."""
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError as exc:
+            failures.append(LoadFailure(str(folder), _os_reason(exc), str(folder)))
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue  # hidden files and folders (.git, .venv) are never documents
+            try:
+                is_dir = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_dir = False
+            if is_dir:
+                pending.append(Path(entry.path))
+            else:
+                yield Path(entry.path)
+
+
 def discover(
-    paths: Sequence[Path], include: Sequence[str] = (), exclude: Sequence[str] = ()
+    paths: Sequence[Path],
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    *,
+    follow_outside_links: bool = False,
 ) -> tuple[list[Path], list[LoadFailure]]:
     """Files to ingest under ``paths`` (directories recursively), filtered by glob patterns.
 
     In directories, only files with a known extension are taken (a README without one is not an
-    error); a file named explicitly is always tried, so its problem gets reported.
+    error); a file named explicitly is always tried, so its problem gets reported. Among the
+    files that pass those filters, anything that is not a regular file (FIFO, device, socket,
+    symlink loop, broken link) is reported, and so is a link whose target leaves the named
+    folder unless ``follow_outside_links``. Links to folders are not followed. A named path
+    that is a link is followed: naming it chose its target. A file reached twice (a link and
+    its target in the same tree) is taken once, by its own name.
     """
-    found: list[Path] = []
-    missing: list[LoadFailure] = []
+    found: dict[Path, Path] = {}  # resolved file -> the path it is ingested under
+    failures: list[LoadFailure] = []
+
+    def take(p: Path) -> None:
+        real = Path(os.path.realpath(p))
+        if real not in found or (found[real].is_symlink() and not p.is_symlink()):
+            found[real] = p
+
     for root in paths:
-        if root.is_file():
-            found.append(root)
-        elif root.is_dir():
-            for p in sorted(root.rglob("*")):
-                if not p.is_file() or p.suffix.lower() not in LOADERS:
-                    continue
-                if any(part.startswith(".") for part in p.relative_to(root).parts):
-                    continue  # hidden files and folders (.git, .venv) are never documents
-                rel = str(p.relative_to(root))
-                if include and not any(_match(rel, pat) for pat in include):
-                    continue
-                if any(_match(rel, pat) for pat in exclude):
-                    continue
-                found.append(p)
-        else:
-            missing.append(LoadFailure(str(root), "no such file or directory", str(root)))
-    return list(dict.fromkeys(found)), missing
+        problem = _link_problem(root, None, follow_outside_links)
+        if problem is None:
+            take(root)
+            continue
+        if not root.is_dir():
+            failures.append(LoadFailure(str(root), problem, str(root)))
+            continue
+        real_root = Path(os.path.realpath(root))
+        candidates: list[Path] = []
+        for p in _walk(root, failures):
+            if p.suffix.lower() not in LOADERS:
+                continue
+            rel = str(p.relative_to(root))
+            if include and not any(_match(rel, pat) for pat in include):
+                continue
+            if any(_match(rel, pat) for pat in exclude):
+                continue
+            candidates.append(p)
+        for p in sorted(candidates):
+            problem = _link_problem(p, real_root, follow_outside_links)
+            if problem is None:
+                take(p)
+            else:
+                failures.append(LoadFailure(str(p), problem, str(p)))
+    return list(found.values()), failures
 
 
 def _match(rel: str, pattern: str) -> bool:

@@ -9,6 +9,7 @@ vectors or none, and re-running the same command finishes the work.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,7 +33,11 @@ GROUP_CHUNKS = 512
 
 @dataclass
 class IngestReport:
-    """What an ingest run did."""
+    """What an ingest run did.
+
+    ``failed`` names each file or record not ingested with its reason; ``warnings`` names each
+    ingested file the parser had to repair, one entry per message.
+    """
 
     documents_seen: int = 0
     added: int = 0
@@ -40,6 +45,7 @@ class IngestReport:
     unchanged: int = 0
     removed: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
+    warnings: list[dict[str, str]] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_reused: int = 0
     chunks_deleted: int = 0
@@ -153,14 +159,24 @@ class Ingestor:
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
         prune: bool = False,
+        *,
+        follow_outside_links: bool = False,
     ) -> IngestReport:
-        """Ingest files and directories; ``prune`` removes documents whose files are gone."""
+        """Ingest files and directories; ``prune`` removes documents whose files are gone.
+
+        A link in a folder whose target is outside that folder is refused (and reported)
+        unless ``follow_outside_links``.
+        """
         started = time.perf_counter()
         report = IngestReport(model_version=self.version.version)
         report.repaired_vectors = repair_vectors(self.rt.catalog, self.rt.store)
-        files, missing = discover(paths, include, exclude)
-        report.failed += [_failure(f) for f in missing]
+        files, skipped = discover(
+            paths, include, exclude, follow_outside_links=follow_outside_links
+        )
+        report.failed += [_failure(f) for f in skipped]
         pending, seen, protected = self._scan(files, report)
+        # A path that is there but could not be taken this time keeps its documents.
+        protected |= {os.path.realpath(f.path) for f in skipped if f.path}
         self._commit(pending, report)
         if prune:
             self._prune(paths, seen, protected, report)
@@ -177,6 +193,8 @@ class Ingestor:
         for n, path in enumerate(files, start=1):
             loaded = list(load_file(path, settings.max_file_bytes))
             docs = [d for d in loaded if isinstance(d, LoadedDocument)]
+            for doc in docs:
+                report.warnings += [{"name": doc.source, "warning": w} for w in doc.warnings]
             for f in loaded:
                 if isinstance(f, LoadFailure):
                     report.failed.append(_failure(f))
