@@ -21,7 +21,7 @@ def _ids(fused: list[Fused]) -> list[str]:
 
 
 def test_rrf_sums_reciprocal_ranks() -> None:
-    fused = fuse(FusionRecipe(rrf_k=60), DENSE, LEXICAL)
+    fused = fuse(FusionRecipe(method="rrf", rrf_k=60), DENSE, LEXICAL)
     # a: 1/61 + 1/63, c: 1/63 + 1/61 (tie; a has dense rank 1), b: 1/62, d: 1/62 (tie; b is
     # dense-ranked).
     assert _ids(fused) == ["a", "c", "b", "d"]
@@ -36,8 +36,16 @@ def test_rrf_k_trades_a_single_top_rank_against_agreement() -> None:
     dense = [("top", 0.9), ("x", 0.8), ("y", 0.7), ("both", 0.6)]
     lexical = [("l1", 9.0), ("l2", 8.0), ("l3", 7.0), ("both", 6.0)]
     # k=1: top = 1/2 beats both = 2/5; k=60: both = 2/64 beats top = 1/61.
-    assert _ids(fuse(FusionRecipe(rrf_k=1), dense, lexical))[:3] == ["top", "l1", "both"]
-    assert _ids(fuse(FusionRecipe(rrf_k=60), dense, lexical))[:3] == ["both", "top", "l1"]
+    assert _ids(fuse(FusionRecipe(method="rrf", rrf_k=1), dense, lexical))[:3] == [
+        "top",
+        "l1",
+        "both",
+    ]
+    assert _ids(fuse(FusionRecipe(method="rrf", rrf_k=60), dense, lexical))[:3] == [
+        "both",
+        "top",
+        "l1",
+    ]
 
 
 def test_weighted_min_max_and_the_dense_weight() -> None:
@@ -63,7 +71,7 @@ def test_one_side_empty_keeps_the_other_sides_order() -> None:
 def test_all_equal_scores_normalise_to_one_and_ties_fall_to_ranks() -> None:
     fused = fuse(FusionRecipe(method="weighted"), [("q", 0.5), ("p", 0.5)], [])
     assert [(f.chunk_id, f.score) for f in fused] == [("q", 0.5), ("p", 0.5)]  # dense rank
-    fused = fuse(FusionRecipe(), [("q", 0.5)], [("p", 1.0)])
+    fused = fuse(FusionRecipe(method="rrf"), [("q", 0.5)], [("p", 1.0)])
     assert _ids(fused) == ["q", "p"]  # same rank 1 each: the dense one first
 
 

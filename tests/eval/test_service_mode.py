@@ -108,7 +108,7 @@ def test_dense_lexical_and_hybrid_side_by_side(tmp_path: Path, fake_runtime: Run
     assert reports[1].metrics["ndcg@1"] == reports[2].metrics["ndcg@1"] == 1.0
     assert reports[0].primary <= reports[2].primary
     assert reports[2].info["fusion"] == {
-        "method": "rrf",
+        "method": "weighted",
         "rrf_k": 60,
         "dense_weight": 0.5,
         "depth": 50,

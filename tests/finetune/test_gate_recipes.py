@@ -17,6 +17,7 @@ from ragloop.finetune.scoring import (
 )
 
 N = 20
+RRF = FusionRecipe(method="rrf")
 
 
 def _rankings(dense_right: bool, lexical_right: bool) -> Rankings:
@@ -49,7 +50,7 @@ def test_grid_starts_with_the_current_recipe_and_holds_dense_weighted_and_rrf() 
 
 
 def test_tuning_picks_dense_when_only_the_dense_side_is_right() -> None:
-    tuned = tune(_rankings(dense_right=True, lexical_right=False), recipe_grid(FusionRecipe()))
+    tuned = tune(_rankings(dense_right=True, lexical_right=False), recipe_grid(RRF))
     # rrf sums the noise chunk's two ranks past the gold one's single rank; weights above 0.5
     # rank gold first (0.5 ties and goes to the better dense rank); the first winner is kept
     assert recipe_label(tuned.recipe) == "dense"
@@ -63,7 +64,7 @@ def test_tuning_picks_dense_when_only_the_dense_side_is_right() -> None:
 
 
 def test_tuning_picks_the_lowest_dense_weight_when_only_the_lexical_side_is_right() -> None:
-    tuned = tune(_rankings(dense_right=False, lexical_right=True), recipe_grid(FusionRecipe()))
+    tuned = tune(_rankings(dense_right=False, lexical_right=True), recipe_grid(RRF))
     # 0.3 * noise(dense 1, lexical 0) = 0.3 < 0.7 * gold(lexical 1): only w=0.3 ranks gold first
     assert recipe_label(tuned.recipe) == "weighted:0.3"
     assert tuned.table["weighted:0.3"] == 1.0
@@ -99,7 +100,7 @@ def test_cross_fitting_does_not_let_a_recipe_win_on_the_questions_that_chose_it(
     b = _rankings(dense_right=False, lexical_right=True)
     dense = [*a.dense[:10], *b.dense[10:]]
     mixed = Rankings(dense, [*a.lexical[:10], *b.lexical[10:]], a.doc_of, a.gold)
-    tuned = tune(mixed, recipe_grid(FusionRecipe()))
+    tuned = tune(mixed, recipe_grid(RRF))
     cross = sum(score(mixed, tuned.run)[1]) / N
     assert cross <= max(tuned.table.values()) + 1e-9
 
@@ -133,7 +134,7 @@ def test_questions_picked_by_misses_judge_but_never_tune_the_recipe() -> None:
     easy = _renamed(_rankings(dense_right=True, lexical_right=True), "e")
     misses = _renamed(_rankings(dense_right=False, lexical_right=True), "m")
     both = _joined(easy, misses)
-    grid = recipe_grid(FusionRecipe())
+    grid = recipe_grid(RRF)
     assert recipe_label(tune(both, grid).recipe) == "weighted:0.3"  # the misses would pull it
     flags = [True] * N + [False] * N
     tuned = tune(both, grid, tunable=flags)
@@ -141,7 +142,7 @@ def test_questions_picked_by_misses_judge_but_never_tune_the_recipe() -> None:
     # the feedback questions are still scored, with the recipe chosen without them
     assert set(tuned.run) == {str(i) for i in range(2 * N)}
     assert tuned.run == both.run(grid[0])
-    compared = compare(both, both, FusionRecipe(), tunable=flags)
+    compared = compare(both, both, RRF, tunable=flags)
     assert compared.recipe_questions == N and compared.candidate == compared.current
 
 
@@ -154,7 +155,7 @@ def test_too_few_tuning_questions_keep_the_current_recipe() -> None:
         lexical_only.doc_of,
         lexical_only.gold[:few],
     )
-    tuned = tune(picked, recipe_grid(FusionRecipe()))
+    tuned = tune(picked, recipe_grid(RRF))
     assert recipe_label(tuned.recipe) == "rrf:60"
     assert tuned.table["weighted:0.3"] == 1.0 > tuned.table["rrf:60"]
 
@@ -170,6 +171,6 @@ def test_a_win_within_one_standard_error_keeps_the_current_recipe() -> None:
         dict(ties.doc_of) | dict(one.doc_of),
         [*ties.gold, *ties.gold[:9], one.gold[0]],
     )
-    tuned = tune(lucky, recipe_grid(FusionRecipe()))
+    tuned = tune(lucky, recipe_grid(RRF))
     assert max(tuned.table, key=lambda k: tuned.table[k]) == "weighted:0.3"
     assert recipe_label(tuned.recipe) == "rrf:60"

@@ -28,8 +28,8 @@ def test_the_documented_snippet_runs(live: Live) -> None:
     with contextlib.redirect_stdout(out):
         exec(snippet("openai-python", live.url), {})
     lines = out.getvalue().splitlines()
-    assert lines[0].startswith("From Scurvy [1].")
-    assert lines[1].startswith("sources: ['Scurvy'")
+    assert lines[0].startswith("From Scurvy")
+    assert lines[1].startswith("sources: ['Scurvy")
     assert lines[2].strip() == lines[0]  # the streamed text is the same answer
     assert lines[3] == f"{len(DEFAULT_VOCAB) + 1} dimensions from model base"
 
@@ -51,7 +51,7 @@ def test_chat_completion_with_sources_history_and_conversation(live: Live) -> No
     assert reply.usage is not None and reply.usage.completion_tokens > 0
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
     ext = reply.model_extra["docsgpt"]  # type: ignore[index]
-    assert ext["sources"][0]["title"] == "Scurvy" and ext["tool_calls"] == []
+    assert ext["sources"][0]["title"].startswith("Scurvy") and ext["tool_calls"] == []
     logged = live.querylog.get(reply.model_extra["ragloop"]["query_id"])  # type: ignore[index]
     assert logged.question == "What causes scurvy?"
     assert logged.conversation_id == ext["conversation_id"]
@@ -85,9 +85,9 @@ def test_streamed_chat_carries_sources_on_an_empty_delta_and_ends_with_done(live
     assert len(sources) == 1
     delta = sources[0].choices[0].delta
     assert delta.content is None and delta.role is None
-    assert sources[0].model_extra["docsgpt"]["sources"][0]["title"] == "Scurvy"  # type: ignore[index]
+    assert sources[0].model_extra["docsgpt"]["sources"][0]["title"].startswith("Scurvy")  # type: ignore[index]
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert text.startswith("From Scurvy [1].")
+    assert text.startswith("From Scurvy")
     finish = [c.choices[0].finish_reason for c in chunks if c.choices]
     assert finish[-1] == "stop" and set(finish[:-1]) == {None}
     assert chunks[-1].choices == [] and chunks[-1].usage is not None

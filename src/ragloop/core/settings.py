@@ -75,6 +75,22 @@ class Settings(BaseSettings):
     generator_timeout_s: float = Field(30.0, gt=0, le=600)
     max_answer_tokens: int = Field(1024, ge=16, le=32768)
 
+    # --- follow-up questions (core/condense.py) ---------------------------------------------
+    condense: str = Field(
+        "auto",
+        min_length=1,
+        description="How a follow-up in a conversation is made stand-alone before retrieval: "
+        "rule (offline), llm (the configured LLM generator, the rule on failure), off, a "
+        "condenser registered by a plugin, or auto (llm when an LLM generator is configured, "
+        "else rule).",
+    )
+    condense_max_tokens: int = Field(
+        96, ge=8, le=1024, description="Token budget of the LLM's stand-alone question."
+    )
+    condense_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="Timeout of the LLM rewrite; past it the rule is used."
+    )
+
     # --- learning loop ---------------------------------------------------------------------
     gate_margin: float = Field(
         0.005, ge=0, le=1, description="nDCG@10 gain a candidate needs to be promoted."
@@ -116,17 +132,23 @@ class Settings(BaseSettings):
         description="dense (vectors), lexical (BM25 over SQLite FTS5) or hybrid (both, fused).",
     )
     fusion_method: Literal["rrf", "weighted"] = Field(
-        "rrf",
+        FusionRecipe.method,
         description="Hybrid fusion for versions without their own recipe: reciprocal-rank "
         "fusion or a weighted sum of min-max normalised scores. Set explicitly, it overrides "
         "every version's recipe (as do the other RAGLOOP_FUSION_* settings).",
     )
-    fusion_rrf_k: int = Field(60, ge=1, le=100_000, description="RRF constant k.")
+    fusion_rrf_k: int = Field(FusionRecipe.rrf_k, ge=1, le=100_000, description="RRF constant k.")
     fusion_dense_weight: float = Field(
-        0.5, ge=0.0, le=1.0, description="Weighted fusion: weight of the dense side."
+        FusionRecipe.dense_weight,
+        ge=0.0,
+        le=1.0,
+        description="Weighted fusion: weight of the dense side.",
     )
     fusion_depth: int = Field(
-        50, ge=1, le=1000, description="Hybrid: candidates read from each side (at least k)."
+        FusionRecipe.depth,
+        ge=1,
+        le=1000,
+        description="Hybrid: candidates read from each side (at least k).",
     )
     default_k: int = Field(5, ge=1, le=100)
     query_cache_size: int = Field(
@@ -156,6 +178,37 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(None, description="Bearer token for /admin routes.")
     api_keys: str = Field("", description="Comma-separated client API keys (plaintext).")
     cors_origins: str = Field("", description="Comma-separated allowed origins, or *.")
+
+    # --- rate limits: per API key, per client address when anonymous; 0: off ----------------
+    rate_limit_per_minute: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="Requests per minute one caller may make on the client routes (query, "
+        "feedback, search, chat, documents, embeddings), in bursts of up to as many.",
+    )
+    write_rate_limit_per_minute: int = Field(
+        30,
+        ge=0,
+        le=1_000_000,
+        description="Uploads, re-uploads and deletes per minute per caller (the admin token is "
+        "exempt).",
+    )
+    embed_rate_limit_per_minute: int = Field(
+        120, ge=0, le=1_000_000, description="/v1/embeddings requests per minute per caller."
+    )
+    embed_bytes_per_minute: int = Field(
+        4 * 1024 * 1024,
+        ge=0,
+        le=1 << 40,
+        description="/v1/embeddings request-body bytes per minute per caller; one request over "
+        "it is admitted when the caller's budget is full, and the excess is owed.",
+    )
+    gate_datasets_root: Path | None = Field(
+        None,
+        description="The only folder whose BEIR sets a retrain request may name as "
+        "gate_dataset or general_dataset; default <data dir>/gate-datasets.",
+    )
 
     @field_validator("chroma_url")
     @classmethod
