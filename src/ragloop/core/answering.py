@@ -1,20 +1,26 @@
-"""Answering a question: retrieve -> generate with citations -> detect misses -> log.
+"""Answering a question: condense -> retrieve -> generate with citations -> detect misses -> log.
 
-The same path serves the native API, its streaming variant and (later) the DocsGPT and OpenAI
-routes. The active index is read once per question, so one answer never mixes two models. A
-provider failure degrades to the extractive generator with ``generator_error`` set.
+The same path serves the native API, its streaming variant and the DocsGPT and OpenAI routes.
+A follow-up in a conversation (a request with history) is first rewritten into a stand-alone
+question (``core.condense``, ``RAGLOOP_CONDENSE``): retrieval uses it and the log keeps it as
+the query's ``question``, with what the user typed as ``raw_question``. An LLM generator
+answers the question as typed, with the conversation; a generator that does not read the
+conversation (extractive) answers the stand-alone question. The active index is read once per
+question, so one answer never mixes two models. A provider failure degrades to the extractive
+generator with ``generator_error`` set.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ragloop.core.calibration import Calibrations
+from ragloop.core.condense import Condensed, Condenser, build_condenser
 from ragloop.core.errors import InvalidInputError
-from ragloop.core.generators.base import Context, Generator, Turn, cited_numbers
+from ragloop.core.generators.base import Context, Generator, LLMGenerator, Turn, cited_numbers
 from ragloop.core.generators.fallback import stream_with_fallback
 from ragloop.core.miss_flags import miss_reasons
 from ragloop.core.records import Hit
@@ -26,7 +32,11 @@ from ragloop.core.storage.vectors import Where
 
 @dataclass
 class QueryOutcome:
-    """What a question got: the answer, its numbered sources, and the miss verdict."""
+    """What a question got: the answer, its numbered sources, and the miss verdict.
+
+    ``question`` is the text retrieval used (a follow-up's stand-alone form); ``raw_question``
+    what the user typed when that differs, else None.
+    """
 
     query_id: str
     question: str
@@ -39,6 +49,11 @@ class QueryOutcome:
     miss_reasons: list[str]
     citations: list[int] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    raw_question: str | None = None
+    #: What made ``question`` stand-alone: ``llm``, ``rule`` or ``none``; and the LLM's error
+    #: when the rule stood in for it.
+    condensed_by: str = "none"
+    condense_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,11 +81,15 @@ class Answerer:
         querylog: QueryLog,
         generators: GeneratorProvider,
         fallback: Generator,
+        condenser: Condenser | None = None,
     ) -> None:
         self.rt = runtime
         self.log = querylog
         self.generators = generators
         self.fallback = fallback
+        #: Rewrites follow-ups; by default the one ``RAGLOOP_CONDENSE`` names, whose LLM is the
+        #: configured generator (a misconfiguration fails here, at start-up).
+        self.condenser = condenser or build_condenser(runtime.settings, self._configured_llm)
         #: Per-version miss thresholds (calibrated lazily, switched with the model on a swap).
         self.calibrations = Calibrations(runtime)
 
@@ -90,11 +109,25 @@ class Answerer:
             raise InvalidInputError(f"k must be between 1 and {s.max_k}, got {k}")
         return question, k
 
+    def _configured_llm(self) -> LLMGenerator | None:
+        generator = self.generators(None)
+        return generator if isinstance(generator, LLMGenerator) else None
+
+    def condense(self, req: QueryRequest) -> Condensed:
+        """The stand-alone question retrieval should use (``req.question`` without history)."""
+        if not req.history:
+            return Condensed(req.question, "none")
+        done = self.condenser.condense(req.question, req.history)
+        text = done.text.strip()
+        if not text:  # a plugin's empty rewrite: keep what was typed
+            return Condensed(req.question, "none", done.error)
+        return Condensed(text, done.method if text != req.question else "none", done.error)
+
     def retrieve(
         self, req: QueryRequest, sides: SideRankings | None = None
     ) -> tuple[ActiveIndex, list[Hit]]:
-        """The active index (read once) and its top-k hits; ``sides`` receives each side's
-        own ranking (the miss flags compare them)."""
+        """The active index (read once) and its top-k hits for ``req.question`` as given;
+        ``sides`` receives each side's own ranking (the miss flags compare them)."""
         index = self.rt.active_index()
         hits = search(
             index, self.rt.store, self.rt.catalog, req.question, req.k, req.where, sides=sides
@@ -115,8 +148,10 @@ class Answerer:
         """
         started = time.perf_counter()
         generator = self.generators(req.generator)  # unknown names fail before any work
+        condensed = self.condense(req)
+        condensed_ms = (time.perf_counter() - started) * 1000
         sides = SideRankings()
-        index, hits = self.retrieve(req, sides)
+        index, hits = self.retrieve(replace(req, question=condensed.text), sides)
         retrieved_ms = (time.perf_counter() - started) * 1000
         contexts = [
             Context(
@@ -131,7 +166,10 @@ class Answerer:
             for i, h in enumerate(hits, start=1)
         ]
         yield {"event": "sources", "sources": contexts, "model_version": index.version.version}
-        answer = stream_with_fallback(generator, self.fallback, req.question, contexts, req.history)
+        # An LLM reads the conversation, so it gets the question as typed; others get the
+        # stand-alone question (the extractive generator matches its words).
+        asked = req.question if isinstance(generator, LLMGenerator) else condensed.text
+        answer = stream_with_fallback(generator, self.fallback, asked, contexts, req.history)
         parts: list[str] = []
         try:
             for delta in answer:
@@ -142,6 +180,7 @@ class Answerer:
             done = answer.answer
             outcome = self._finish(
                 req,
+                condensed,
                 index,
                 hits,
                 sides,
@@ -152,16 +191,19 @@ class Answerer:
                 done.text if done else "".join(parts),
             )
             outcome.timings_ms = {
-                "retrieve": round(retrieved_ms, 2),
+                "retrieve": round(retrieved_ms - condensed_ms, 2),
                 "generate": round((time.perf_counter() - started) * 1000 - retrieved_ms, 2),
                 "total": round((time.perf_counter() - started) * 1000, 2),
             }
+            if req.history:  # only a conversation's question is condensed
+                outcome.timings_ms["condense"] = round(condensed_ms, 2)
             self.log.log(self._record(req, outcome, hits))
         yield {"event": "end", "outcome": outcome}
 
     def _finish(
         self,
         req: QueryRequest,
+        condensed: Condensed,
         index: ActiveIndex,
         hits: list[Hit],
         sides: SideRankings,
@@ -179,7 +221,7 @@ class Answerer:
         reasons = miss_reasons(hits, sides, thresholds, no_answer)
         return QueryOutcome(
             query_id=self.log.new_id(),
-            question=req.question,
+            question=condensed.text,
             answer=text,
             sources=contexts,
             model_version=index.version.version,
@@ -188,13 +230,16 @@ class Answerer:
             miss=bool(reasons),
             miss_reasons=reasons,
             citations=cited_numbers(text, len(contexts)),
+            raw_question=req.question if condensed.text != req.question else None,
+            condensed_by=condensed.method,
+            condense_error=condensed.error,
         )
 
     def _record(self, req: QueryRequest, o: QueryOutcome, hits: list[Hit]) -> QueryRecord:
         return QueryRecord(
             id=o.query_id,
             created_at=time.time(),
-            question=req.question,
+            question=o.question,
             k=req.k,
             model_version=o.model_version,
             generator=o.generator,
@@ -208,4 +253,5 @@ class Answerer:
             filters=dict(req.where or {}),
             conversation_id=req.conversation_id,
             client=req.client,
+            raw_question=o.raw_question,
         )

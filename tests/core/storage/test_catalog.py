@@ -1,3 +1,4 @@
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,7 @@ from ragloop.core.errors import ConfigError, NotFoundError
 from ragloop.core.records import ChunkRecord, DocumentRecord, ModelVersion
 from ragloop.core.storage import schema
 from ragloop.core.storage.catalog import Catalog
+from ragloop.core.storage.querylog import QueryLog
 
 
 def _doc(doc_id: str, path: str = "/x/a.txt", digest: str = "h1") -> DocumentRecord:
@@ -98,6 +100,37 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     cat.close()
     with pytest.raises(ConfigError, match="newer"):
         Catalog.open(url)
+
+
+def test_schema_3_catalog_gains_raw_question_and_keeps_its_queries(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
+    cat = Catalog.open(url)
+    with cat.engine.begin() as conn:  # make it a schema 3 catalog with one logged query
+        conn.exec_driver_sql("ALTER TABLE queries DROP COLUMN raw_question")
+        conn.execute(update(schema.meta).values(value="3"))
+        conn.exec_driver_sql(
+            "INSERT INTO queries (id, created_at, question, k, filters, model_version, "
+            "generator, answer, retrieved, miss, miss_reasons, latency_ms) VALUES "
+            "('q1', 1.0, 'What is scurvy?', 5, '{}', 'base', 'extractive', 'A disease.', "
+            "'[]', 1, '[\"low_score\"]', 3.5)"
+        )
+    cat.close()
+    assert schema.SCHEMA_VERSION == 4
+    cat = Catalog.open(url)
+    assert cat.get_meta("schema_version") == "4"
+    rec = QueryLog(cat.engine).get("q1")
+    assert (rec.question, rec.raw_question, rec.miss_reasons) == (
+        "What is scurvy?",
+        None,
+        ["low_score"],
+    )
+    QueryLog(cat.engine).log(replace(rec, id="q2", question="Why (scurvy)?", raw_question="Why?"))
+    cat.close()
+    again = Catalog.open(url)  # opening an upgraded catalog changes nothing
+    assert QueryLog(again.engine).get("q2").raw_question == "Why?"
+    with again.engine.connect() as conn:
+        assert schema.add_columns(conn, 3) == []
+    again.close()
 
 
 def test_chunks_for_hits_joins_each_chunk_to_its_document(catalog: Catalog) -> None:

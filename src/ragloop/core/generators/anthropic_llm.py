@@ -124,17 +124,28 @@ class AnthropicGenerator(LLMGenerator):
 
     def complete(self, system: str, user: str, max_tokens: int) -> str:
         """One non-streaming completion; the text blocks of the reply joined."""
-        try:
-            message = self._retrying(
-                lambda: self._client.messages.create(
-                    model=self.model,
-                    max_tokens=max_tokens,
-                    system=system,
-                    messages=[{"role": "user", "content": user}],
-                )
+        return self._complete(system, user, max_tokens, self.timeout_s, retry=True)
+
+    def complete_short(self, system: str, user: str, max_tokens: int, timeout_s: float) -> str:
+        """One non-streaming completion within ``timeout_s``, never retried."""
+        return self._complete(system, user, max_tokens, timeout_s, retry=False)
+
+    def _complete(
+        self, system: str, user: str, max_tokens: int, timeout_s: float, *, retry: bool
+    ) -> str:
+        def call() -> anthropic.types.Message:
+            return self._client.messages.create(
+                model=self.model,
+                max_tokens=max_tokens,
+                system=system,
+                messages=[{"role": "user", "content": user}],
+                timeout=timeout_s,
             )
+
+        try:
+            message = self._retrying(call) if retry else call()
         except PROVIDER_FAILURES as exc:
-            raise provider_error(exc, self.timeout_s) from exc
+            raise provider_error(exc, timeout_s) from exc
         return "".join(block.text for block in message.content if block.type == "text")
 
     def close(self) -> None:

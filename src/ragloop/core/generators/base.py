@@ -101,6 +101,15 @@ class LLMGenerator(Generator):
     def complete(self, system: str, user: str, max_tokens: int) -> str:
         """One non-streaming completion of ``user`` under ``system``; raises GeneratorError."""
 
+    def complete_short(self, system: str, user: str, max_tokens: int, timeout_s: float) -> str:
+        """A short completion on the request path (rewriting a follow-up question): one call
+        bounded by ``timeout_s``, not retried; raises GeneratorError.
+
+        The built-in providers override this; a generator that does not is called through
+        ``complete`` with its own timeout.
+        """
+        return self.complete(system, user, max_tokens)
+
 
 #: Builds a generator by name (None: the configured one); ``registry.build_generator`` is one,
 #: the service takes one so tests can hand it fakes.

@@ -89,15 +89,19 @@ class OpenAICompatGenerator(LLMGenerator):
 
     def complete(self, system: str, user: str, max_tokens: int) -> str:
         """One non-streaming completion: ``choices[0].message.content``."""
+        return self.complete_short(system, user, max_tokens, self.timeout_s)
+
+    def complete_short(self, system: str, user: str, max_tokens: int, timeout_s: float) -> str:
+        """One non-streaming completion within ``timeout_s`` (this generator never retries)."""
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         body = self._body(messages, stream=False, max_tokens=max_tokens)
         try:
-            response = self._client.post("chat/completions", json=body)
+            response = self._client.post("chat/completions", json=body, timeout=timeout_s)
             if response.status_code >= 400:
                 raise self._status_error(response)
             content = response.json()["choices"][0]["message"].get("content")
         except httpx.HTTPError as exc:
-            raise self._transport_error(exc) from exc
+            raise self._transport_error(exc, timeout_s) from exc
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise GeneratorError(one_line(f"openai-compatible reply unreadable: {exc!r}")) from exc
         return content if isinstance(content, str) else ""
@@ -129,9 +133,12 @@ class OpenAICompatGenerator(LLMGenerator):
             one_line(f"openai-compatible server HTTP {response.status_code}: {detail}{hint}")
         )
 
-    def _transport_error(self, exc: httpx.HTTPError) -> GeneratorError:
+    def _transport_error(
+        self, exc: httpx.HTTPError, timeout_s: float | None = None
+    ) -> GeneratorError:
         if isinstance(exc, httpx.TimeoutException):
-            return GeneratorError(f"openai-compatible request timed out after {self.timeout_s:g}s")
+            waited = self.timeout_s if timeout_s is None else timeout_s
+            return GeneratorError(f"openai-compatible request timed out after {waited:g}s")
         if isinstance(exc, httpx.ConnectError):
             return GeneratorError(one_line(f"could not connect to {self.base_url}: {exc}"))
         return GeneratorError(one_line(f"openai-compatible request failed: {exc!r}"))

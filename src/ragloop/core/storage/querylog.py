@@ -31,7 +31,7 @@ LABELLED_SOURCES = (FEEDBACK_SOURCE, IMPORT_SOURCE)
 
 @dataclass
 class QueryRecord:
-    """One logged query."""
+    """One logged query; ``question`` is the text retrieval used (and training learns from)."""
 
     id: str
     created_at: float
@@ -49,6 +49,9 @@ class QueryRecord:
     filters: dict[str, Any] = field(default_factory=dict)
     conversation_id: str | None = None
     client: str | None = None
+    #: What the user typed when it differs from ``question`` (a follow-up that retrieval saw
+    #: rewritten to stand alone, see ``core.condense``); None when they are the same.
+    raw_question: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -221,4 +224,5 @@ def _record(row: Row[Any]) -> QueryRecord:
         filters=dict(m["filters"] or {}),
         conversation_id=m["conversation_id"],
         client=m["client"],
+        raw_question=m["raw_question"],
     )

@@ -20,11 +20,16 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
+    text,
 )
+from sqlalchemy.engine import Connection
 
 # 3: the lexical index (FTS5 table, its keys and triggers on ``chunks``), raw SQLite DDL made
 # and back-filled by ``core.storage.lexical.install_sqlite_fts`` when the catalog is opened.
-SCHEMA_VERSION = 3
+# 4: ``queries.raw_question`` (a follow-up as typed; ``question`` is its stand-alone form),
+# added to older catalogs by ``ADDED_COLUMNS`` when the catalog is opened.
+SCHEMA_VERSION = 4
 
 metadata = MetaData()
 
@@ -115,7 +120,10 @@ queries = Table(
     metadata,
     Column("id", String(32), primary_key=True),
     Column("created_at", Float, nullable=False, index=True),
+    # The question retrieval used: a follow-up rewritten to stand alone (core/condense.py).
     Column("question", Text, nullable=False),
+    # What the user typed, when it differs from ``question``; NULL otherwise.
+    Column("raw_question", Text, nullable=True),
     Column("k", Integer, nullable=False),
     Column("filters", JSON, nullable=False, default=dict),
     Column("model_version", String(64), nullable=False),
@@ -194,3 +202,28 @@ synthetic_questions = Table(
     Column("questions", JSON, nullable=False),
     Column("created_at", Float, nullable=False),
 )
+
+#: Columns a schema step added to an existing table, by the version that added them: opening an
+#: older catalog adds them (``ALTER TABLE ... ADD COLUMN``, nullable, so every row is kept).
+ADDED_COLUMNS: dict[int, list[tuple[Table, str]]] = {4: [(queries, "raw_question")]}
+
+
+def add_columns(conn: Connection, from_version: int) -> list[str]:
+    """Add the columns of ``ADDED_COLUMNS`` newer than ``from_version`` that a table lacks.
+
+    Tables themselves are made by ``metadata.create_all``, which never alters an existing
+    one. Returns the ``table.column`` names added (none when another process was first).
+    """
+    added: list[str] = []
+    for version, columns in sorted(ADDED_COLUMNS.items()):
+        if version <= from_version:
+            continue
+        for table, name in columns:
+            have = {c["name"] for c in inspect(conn).get_columns(table.name)}
+            if name in have:
+                continue
+            column = table.c[name]
+            kind = column.type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}"))
+            added.append(f"{table.name}.{name}")
+    return added
