@@ -92,4 +92,4 @@ def test_path_tricks_in_file_names_stay_in_the_uploads_folder(client: TestClient
     job = _wait(client, r.json()["id"])
     assert job["params"]["files"] == ["evil.md"]
     state = client.app.state.rl  # type: ignore[attr-defined]
-    assert (state.settings.uploads_dir / "evil.md").exists()
+    assert (state.settings.uploads_dir / "anonymous" / "evil.md").exists()

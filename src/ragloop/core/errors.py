@@ -16,6 +16,7 @@ Domain code raises these; the HTTP layer maps ``http_status`` to a response and 
     ├── ConflictError (409)                 state forbids it now (a job already running, ...)
     ├── AuthError (401)                     missing or wrong credentials
     │   └── ForbiddenError (403)            credentials fine, action not allowed / not enabled
+    ├── RateLimitedError (429)              one caller sent more than its configured share
     ├── StoreError (503)                    the vector store or catalog failed underneath us
     └── GeneratorError (502)                an LLM provider failed; callers degrade to extractive
 """
@@ -100,6 +101,18 @@ class ForbiddenError(AuthError):
 
     http_status = 403
     code = "forbidden"
+
+
+class RateLimitedError(RagloopError):
+    """A caller (an API key, or an address when anonymous) over its configured rate or size
+    limit; ``retry_after_s`` says when the request would be admitted."""
+
+    http_status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class StoreError(RagloopError):

@@ -19,7 +19,7 @@ from ragloop.core.errors import ConfigError
 from ragloop.core.fusion import FusionRecipe, RetrievalMode
 from ragloop.core.records import ModelVersion
 from ragloop.core.settings import Settings
-from ragloop.core.storage.catalog import Catalog
+from ragloop.core.storage.catalog import Catalog, make_private_dir
 from ragloop.core.storage.vectors import ChromaStore, HnswParams, VectorStore, collection_name
 
 BASE_VERSION = "base"
@@ -227,7 +227,7 @@ def open_store(settings: Settings) -> VectorStore:
     )
     if settings.chroma_url:
         return ChromaStore.remote(settings.chroma_url, hnsw)
-    settings.chroma_path.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.chroma_path)
     return ChromaStore.embedded(str(settings.chroma_path), hnsw)
 
 
@@ -237,6 +237,6 @@ def open_runtime(
     store: VectorStore | None = None,
 ) -> Runtime:
     """Open the catalog and store for ``settings``; the embedder loads on first use."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    make_private_dir(settings.data_dir)  # users' documents and questions: owner only
     catalog = Catalog.open(settings.resolved_catalog_url)
     return Runtime(settings, catalog, store or open_store(settings), registry or default_registry())

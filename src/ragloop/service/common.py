@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -161,30 +160,33 @@ def job_out(job: Job) -> JobOut:
 
 
 async def stage_uploads(state: AppState, files: list[UploadFile]) -> tuple[Path, list[str]]:
-    """Check and write an upload to a staging folder, enforcing limits while streaming."""
+    """Check and write an upload to a staging folder, enforcing limits while streaming; the
+    folder is removed if the upload is refused."""
     runner = state.ingest
     named = [(f.filename or "upload", f.size or 0) for f in files]
     runner.check_upload(named)
-    staging_root = state.settings.uploads_dir / ".staging"
-    staging_root.mkdir(parents=True, exist_ok=True)
-    staged = Path(tempfile.mkdtemp(dir=staging_root))
+    staged = runner.new_staging()
     names: list[str] = []
     limit = state.settings.max_file_bytes
-    for f in files:
-        name = safe_filename(f.filename or "upload")
-        if name in names:
-            raise InvalidInputError(f"the upload names {name} twice")
-        written = 0
-        with (staged / name).open("wb") as out:
-            while chunk := await f.read(1 << 20):
-                written += len(chunk)
-                if written > limit:
-                    raise PayloadTooLargeError(
-                        f"{f.filename} is over the {state.settings.max_file_mb:g} MiB limit "
-                        f"({limit} bytes, RAGLOOP_MAX_FILE_MB)"
-                    )
-                out.write(chunk)
-        names.append(name)
+    try:
+        for f in files:
+            name = safe_filename(f.filename or "upload")
+            if name in names:
+                raise InvalidInputError(f"the upload names {name} twice")
+            written = 0
+            with (staged / name).open("wb") as out:
+                while chunk := await f.read(1 << 20):
+                    written += len(chunk)
+                    if written > limit:
+                        raise PayloadTooLargeError(
+                            f"{f.filename} is over the {state.settings.max_file_mb:g} MiB limit "
+                            f"({limit} bytes, RAGLOOP_MAX_FILE_MB)"
+                        )
+                    out.write(chunk)
+            names.append(name)
+    except BaseException:  # a refused or broken upload leaves nothing staged
+        runner.discard(staged)
+        raise
     return staged, names
 
 

@@ -6,6 +6,7 @@ PostgreSQL URL works later. Every multi-row change is one transaction.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -47,6 +48,37 @@ def _slices(items: Sequence[str]) -> Iterator[Sequence[str]]:
         yield items[i : i + _IN_BATCH]
 
 
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` and its missing parents as 0700 (owner only), whatever the umask.
+
+    Folders that already exist keep their mode: an operator who made the data dir chose it.
+    """
+    missing: list[Path] = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    for folder in reversed(missing):
+        try:
+            folder.mkdir()
+        except FileExistsError:  # another process made it first: theirs to set
+            continue
+        os.chmod(folder, 0o700)
+
+
+def _make_private_file(path: Path) -> None:
+    """Create an empty ``path`` as 0600 unless it exists (SQLite takes an empty file as an empty
+    database, and gives its ``-wal`` and ``-shm`` files the database file's mode)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)  # the umask may have taken bits from os.open's mode
+    finally:
+        os.close(fd)
+
+
 class Catalog:
     """Typed access to the catalog tables; one instance per process, shared by threads."""
 
@@ -56,9 +88,13 @@ class Catalog:
     @classmethod
     def open(cls, url: str) -> Catalog:
         """Open (creating if needed) the catalog at a SQLAlchemy URL and check its schema."""
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        sqlite_file = url.startswith("sqlite:///") and url != "sqlite:///:memory:"
+        database = url.removeprefix("sqlite:///").split("?")[0]
         try:
+            if sqlite_file and database:
+                # The catalog holds users' questions and documents: owner-only from the start.
+                make_private_dir(Path(database).parent)
+                _make_private_file(Path(database))
             engine = create_engine(url, future=True)
             if engine.dialect.name == "sqlite":
                 event.listen(engine, "connect", _sqlite_pragmas)
@@ -77,7 +113,8 @@ class Catalog:
                         f"({t.SCHEMA_VERSION}); upgrade ragloop"
                     )
                 elif int(row[0]) < t.SCHEMA_VERSION:
-                    # Every schema step so far only added tables, which create_all just made.
+                    # New tables were just made by create_all; new columns are added here.
+                    t.add_columns(conn, int(row[0]))
                     conn.execute(
                         update(t.meta)
                         .where(t.meta.c.key == "schema_version")
@@ -85,7 +122,7 @@ class Catalog:
                     )
             if engine.dialect.name == "sqlite":
                 install_sqlite_fts(engine)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"cannot open catalog {url}: {exc.__class__.__name__}: {exc}") from exc
         return cls(engine)
 

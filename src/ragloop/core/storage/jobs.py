@@ -88,6 +88,16 @@ class JobStore:
         with self.engine.begin() as conn:
             conn.execute(update(t.jobs).where(t.jobs.c.id == job_id).values(**values))
 
+    def unfinished(self, kind: str) -> list[Job]:
+        """Jobs of ``kind`` still queued or running, oldest first."""
+        stmt = (
+            select(t.jobs)
+            .where(t.jobs.c.kind == kind, t.jobs.c.state.in_(("queued", "running")))
+            .order_by(t.jobs.c.created_at)
+        )
+        with self.engine.connect() as conn:
+            return [_job(r) for r in conn.execute(stmt)]
+
     def fail_unfinished(self, kind: str, message: str) -> int:
         """Mark jobs left queued or running by a dead process as failed; returns how many."""
         with self.engine.begin() as conn:

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ragloop.core.errors import ConflictError
+from ragloop.core.storage.catalog import make_private_dir
 
 
 class WriterLock:
@@ -24,7 +25,7 @@ class WriterLock:
 
     def acquire(self) -> None:
         """Take the lock or raise ConflictError naming the holder."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        make_private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

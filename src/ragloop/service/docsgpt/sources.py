@@ -57,36 +57,40 @@ _UPLOAD_BODY = {
 }
 
 
-def _source_id(state: AppState, job: Job, names: list[str]) -> str:
+def _source_id(state: AppState, job: Job, names: list[str], client: str | None) -> str:
     # DocsGPT answers with the new source's id. A one-document file's id is known now (a hash of
     # where the upload lands); for anything else the job id stands for the upload.
     if len(names) == 1 and Path(names[0]).suffix.lower() not in _CORPUS_FORMATS:
-        return file_document_id(state.settings.uploads_dir / names[0])
+        return file_document_id(state.ingest.upload_path(client, names[0]))
     return job.id
 
 
 @router.post("/api/upload", openapi_extra=_UPLOAD_BODY)
 async def upload(request: Request) -> JSONResponse:
     """Multipart ``file`` (repeatable); ``user``, ``name`` and ``config`` are accepted and
-    ignored. Ingest runs in the background: poll ``/api/task_status?task_id=``."""
+    ignored. Ingest runs in the background: poll ``/api/task_status?task_id=``.
+
+    A file with the same name as an earlier upload by the same client (API key, admin token,
+    or anonymous) replaces that document; other clients' uploads of that name are their own.
+    """
     try:
         state = get_state(request)
         s = state.settings
         # Starlette names its max_files in its message: the limit itself, not one more.
         form = await request.form(max_files=s.max_upload_files, max_fields=100)
-        check_writer(state, request, form.get("api_key"))
+        client = check_writer(state, request, form.get("api_key"))
         files = [f for f in form.getlist("file") if isinstance(f, StarletteUpload) and f.filename]
         if not files:
             raise InvalidInputError("Missing required fields or files (multipart field 'file')")
         # FastAPI's UploadFile only adds schema hooks to Starlette's, which the form holds.
         staged, names = await stage_uploads(state, cast("list[UploadFile]", files))
-        job = state.ingest.submit(staged, names)
+        job = state.ingest.submit(staged, names, client)
     except RagloopError as exc:
         return user_error(exc)
     except HTTPException as exc:  # a malformed multipart body, as Starlette reports it
         return user_error(InvalidInputError(str(exc.detail)))
     return JSONResponse(
-        {"success": True, "task_id": job.id, "source_id": _source_id(state, job, names)}
+        {"success": True, "task_id": job.id, "source_id": _source_id(state, job, names, client)}
     )
 
 
@@ -99,8 +103,9 @@ def task_result(state: AppState, job: Job) -> Any:
     if job.state != "succeeded":
         return None
     files = list(job.params.get("files", []))
+    # Relative to the uploads root: a client never learns where the server keeps files.
     return {
-        "directory": str(state.settings.uploads_dir),
+        "directory": str(job.params.get("client", "")),
         "formats": sorted({Path(f).suffix.lower() for f in files}),
         "name_job": files[0] if len(files) == 1 else f"{len(files)} files",
         "filename": files[0] if files else "",
@@ -170,7 +175,7 @@ async def sources(
                 "config": {},
                 "ownership": "user",
                 "team_access": None,
-                "source": d.source,
+                "source": state.ingest.public_path(d.source),
                 "chunks": d.n_chunks,
             }
         )

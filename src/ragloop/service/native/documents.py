@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from ragloop.core.errors import NotFoundError
-from ragloop.service.auth import require_client, require_writer
+from ragloop.service.auth import check_writer, require_client, require_writer
 from ragloop.service.common import job_out, stage_uploads
 from ragloop.service.schemas import DeletedOut, DocumentList, DocumentOut, ErrorOut, JobOut
 from ragloop.service.state import get_state
 
+
+class WriterFirst(APIRoute):
+    """A write route whose credentials are checked before its body is read.
+
+    FastAPI reads (and for multipart, parses and spools) a body before it runs any
+    dependency; an upload without credentials must be refused before that work.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def checked(request: Request) -> Response:
+            request.state.client = check_writer(get_state(request), request)
+            return await handler(request)
+
+        return checked
+
+
 router = APIRouter(tags=["documents"])
+uploads = APIRouter(tags=["documents"], route_class=WriterFirst)
 #: Reads need a client key when keys are in use; writes need a key or the admin token always,
 #: unless RAGLOOP_OPEN_WRITES opens them (see ``check_writer``).
 READ = [Depends(require_client)]
@@ -23,23 +44,26 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
+@uploads.post(
     "/v1/documents",
     status_code=202,
     response_model=JobOut,
     responses=ERRORS | {403: {"model": ErrorOut}},
-    dependencies=WRITE,
 )
 async def upload(
     request: Request, files: Annotated[list[UploadFile], File(description="Documents")]
 ) -> JobOut:
     """Upload documents; they are ingested by a background job (poll ``/v1/jobs/{id}``).
 
-    A file with the same name as an earlier upload replaces that document.
+    A file with the same name as an earlier upload by the same client (API key, admin token,
+    or anonymous) replaces that document; other clients' uploads of that name are their own.
     """
     state = get_state(request)
     staged, names = await stage_uploads(state, files)
-    return job_out(state.ingest.submit(staged, names))
+    return job_out(state.ingest.submit(staged, names, request.state.client))
+
+
+router.include_router(uploads)
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=ERRORS, dependencies=READ)
@@ -55,7 +79,8 @@ async def list_documents(
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> DocumentList:
     """Documents in the catalog, by id."""
-    catalog = get_state(request).runtime.catalog
+    state = get_state(request)
+    catalog = state.runtime.catalog
     docs = catalog.list_documents(limit=limit, offset=offset)
     return DocumentList(
         total=catalog.counts()["documents"],
@@ -65,7 +90,7 @@ async def list_documents(
             DocumentOut(
                 id=d.id,
                 title=d.title,
-                source=d.source,
+                source=state.ingest.public_path(d.source),
                 format=d.format,
                 n_chunks=d.n_chunks,
                 size_bytes=d.size_bytes,
