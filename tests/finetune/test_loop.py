@@ -73,6 +73,7 @@ def loop_client(tmp_path: Path):  # type: ignore[no-untyped-def]
         admin_token="t",
         keep_versions=2,
         retrieval="dense",
+        gate_datasets_root=tmp_path,  # the gate set below is written there
     )
     with TestClient(create_app(settings)) as client:
         files = [("files", ("corpus.jsonl", corpus.read_bytes()))]

@@ -1,19 +1,25 @@
 """One user's bad request never hurts another's: edge checks of text and numbers on every
-protocol, body size limits before parsing, and large embedding requests that do not stall
-queries."""
+protocol, body size limits before parsing, large embedding requests that do not stall queries,
+feedback only on your own queries, retrain datasets only from their root, and generator names
+checked against the server."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 from starlette.types import Message, Receive, Scope, Send
 
 from ragloop.core.settings import Settings
+from ragloop.core.storage.schema import queries
+from ragloop.service.app import create_app
 from ragloop.service.limits import BodyLimit, size_text
+from tests.fakes import DEFAULT_VOCAB, KeywordEmbedder, fake_registry
 from tests.service.conftest import WRITER, ClientFactory
 
 #: A JSON body whose ``question`` holds a lone UTF-16 surrogate (json.loads accepts it).
@@ -219,3 +225,137 @@ def test_405_lists_every_method_of_the_path(client: TestClient) -> None:
     assert r.status_code == 405 and r.headers["allow"] == "GET, POST"
     assert "GET, POST" in message_of(r)
     assert client.request("PUT", "/v1/query").headers["allow"] == "POST"
+
+
+# ---- feedback only on your own queries ------------------------------------------------------
+
+
+def _make_anonymous_query_someone_elses(client: TestClient, query_id: str) -> None:
+    """Mark a logged query as asked by a key (as after keys are removed from the settings)."""
+    engine = client.app.state.rl.querylog.engine  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        conn.execute(update(queries).where(queries.c.id == query_id).values(client="gone-key"))
+
+
+def test_feedback_is_accepted_only_from_whoever_asked(make_client: ClientFactory) -> None:
+    client = make_client(api_keys="ka,kb")
+    a, b = {"X-API-Key": "ka"}, {"X-API-Key": "kb"}
+    q = client.post("/v1/query", json={"question": "whale"}, headers=a).json()
+    assert client.app.state.rl.querylog.get(q["query_id"]).client == "env-0"  # type: ignore[attr-defined]
+    listed = client.app.state.rl.querylog  # type: ignore[attr-defined]
+    theirs = client.post(
+        "/v1/feedback", json={"query_id": q["query_id"], "rating": "down"}, headers=b
+    )
+    unknown = client.post("/v1/feedback", json={"query_id": "nope", "rating": "down"}, headers=b)
+    assert theirs.status_code == 404 and unknown.status_code == 404
+    # Not found for you, worded as a query that does not exist.
+    assert message_of(theirs) == message_of(unknown).replace("'nope'", repr(q["query_id"]))
+    assert listed.get(q["query_id"]).miss_reasons == []  # nothing was recorded
+    mine = client.post(
+        "/v1/feedback", json={"query_id": q["query_id"], "rating": "down"}, headers=a
+    )
+    assert mine.status_code == 200 and mine.json()["miss_reasons"] == ["negative_feedback"]
+
+
+def test_anonymous_callers_rate_only_anonymous_queries(client: TestClient) -> None:
+    q = client.post("/v1/query", json={"question": "whale"}).json()
+    asked = client.post("/api/answer", json={"question": "whale"}).json()
+    cid, qid = asked["conversation_id"], asked["ragloop"]["query_id"]
+    for query_id in (q["query_id"], qid):
+        _make_anonymous_query_someone_elses(client, query_id)
+    native = client.post("/v1/feedback", json={"query_id": q["query_id"], "rating": "down"})
+    assert native.status_code == 404
+    docsgpt = client.post(
+        "/api/feedback", json={"feedback": "DISLIKE", "conversation_id": cid, "question_index": 0}
+    )
+    assert docsgpt.status_code == 404 and docsgpt.json()["success"] is False
+    assert "no question number 0" in message_of(docsgpt)
+    log = client.app.state.rl.querylog  # type: ignore[attr-defined]
+    assert log.get(qid).miss_reasons == [] and log.get(q["query_id"]).miss_reasons == []
+    # An anonymous query stays open to anonymous feedback.
+    again = client.post("/api/answer", json={"question": "whale"}).json()
+    body = {"feedback": "DISLIKE", "conversation_id": again["conversation_id"], "question_index": 0}
+    assert client.post("/api/feedback", json=body).json() == {"success": True}
+
+
+def test_docsgpt_feedback_from_another_key_is_not_found(make_client: ClientFactory) -> None:
+    client = make_client(api_keys="ka,kb")
+    asked = client.post("/api/answer", json={"question": "whale", "api_key": "ka"}).json()
+    body = {"feedback": "DISLIKE", "conversation_id": asked["conversation_id"], "question_index": 0}
+    assert client.post("/api/feedback", json=body | {"api_key": "kb"}).status_code == 404
+    assert client.post("/api/feedback", json=body | {"api_key": "ka"}).status_code == 200
+
+
+def test_the_query_log_shows_who_asked(make_client: ClientFactory) -> None:
+    client = make_client(api_keys="ka", admin_token="t")
+    client.post("/v1/query", json={"question": "whale"}, headers={"X-API-Key": "ka"})
+    page = client.get("/admin/queries", headers={"Authorization": "Bearer t"}).json()
+    assert [i["client"] for i in page["items"]] == ["env-0"]
+
+
+# ---- retrain datasets only from the gate datasets root --------------------------------------
+
+
+def test_gate_datasets_outside_their_root_are_refused_alike(
+    make_client: ClientFactory, tmp_path: Path
+) -> None:
+    client = make_client(admin_token="t")
+    admin = {"Authorization": "Bearer t"}
+    existing = tmp_path / "secret-set"
+    existing.mkdir()
+    (existing / "corpus.jsonl").write_text("{}\n")
+    missing = tmp_path / "no-such-set"
+
+    def refusal(body: dict[str, Any]) -> str:
+        r = client.post("/admin/retrain", json=body, headers=admin)
+        assert r.status_code == 400, r.text
+        return message_of(r)
+
+    there = refusal({"gate_dataset": str(existing)})
+    absent = refusal({"gate_dataset": str(missing)})
+    # The same words whether or not the path exists: the API is no file probe.
+    assert there.replace(str(existing), "P") == absent.replace(str(missing), "P")
+    assert "RAGLOOP_GATE_DATASETS_ROOT" in there
+    assert "exist" not in there and "No such file" not in absent and "corpus" not in there
+    for sneaky in ("../secret-set", "/etc", "a/../../secret-set"):
+        assert "is not under it" in refusal({"gate_dataset": sneaky})
+    assert "is not under it" in refusal({"general_dataset": str(existing)})
+    # Under the root a set is named relative to it, and checked as before.
+    root = client.app.state.rl.settings.data_dir / "gate-datasets"  # type: ignore[attr-defined]
+    (root / "broken").mkdir(parents=True)
+    inside = refusal({"gate_dataset": "broken"})
+    assert inside.startswith("gate dataset does not load") and "is not under it" not in inside
+    assert client.get("/admin/jobs", headers=admin).json() == []
+
+
+# ---- the schema names only the generators this server has ----------------------------------
+
+
+def test_generator_names_are_checked_against_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("RAGLOOP_ANTHROPIC_API_KEY", raising=False)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        embedder="fake-keyword",
+        generator="extractive",
+        chunk_tokens=24,
+        chunk_overlap=4,
+    )
+    registry = fake_registry(KeywordEmbedder(DEFAULT_VOCAB))
+    with TestClient(create_app(settings, registry=registry)) as client:  # real generators
+        schema = client.get("/openapi.json").json()
+        field = schema["components"]["schemas"]["QueryIn"]["properties"]["generator"]
+        # A string checked at request time, not a closed list the server may not serve.
+        assert "enum" not in json.dumps(field) and "string" in json.dumps(field)
+        r = client.post("/v1/query", json={"question": "whale", "generator": "openai"})
+        assert r.status_code == 400
+        message = message_of(r)
+        assert "available: auto, extractive" in message and "RAGLOOP_OPENAI_BASE_URL" in message
+        unknown = client.post("/v1/query", json={"question": "whale", "generator": "gpt-9"})
+        assert unknown.status_code == 400 and "available: auto, extractive" in message_of(unknown)
+        stream = client.post("/v1/query/stream", json={"question": "w", "generator": "anthropic"})
+        assert stream.status_code == 400 and "ANTHROPIC_API_KEY" in message_of(stream)
+        ok = client.post("/v1/query", json={"question": "whale", "generator": "extractive"})
+        assert ok.status_code == 200 and ok.json()["generator"] == "extractive"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ragloop.core.errors import InvalidInputError
+from ragloop.core.settings import Settings
 
 Loss = Literal["mnrl", "matryoshka", "triplet", "online-contrastive", "tsdae"]
 Source = Literal["labelled", "pseudo", "synthetic"]
@@ -49,7 +53,9 @@ class RetrainOptions(BaseModel):
         None, ge=1, le=5, description="Questions per chunk; default 3 with an LLM, 1 offline."
     )
     gate_dataset: str | None = Field(
-        None, description="A BEIR dataset folder to gate on instead of held-out pairs."
+        None,
+        description="A BEIR dataset folder to gate on instead of held-out pairs; over HTTP, a "
+        "folder under RAGLOOP_GATE_DATASETS_ROOT, named relative to it.",
     )
     gate_split: str = "test"
     margin: float | None = Field(
@@ -101,3 +107,31 @@ class RetrainOptions(BaseModel):
         if self.loss == "matryoshka" and not self.matryoshka_dims:
             raise ValueError("matryoshka needs matryoshka_dims")
         return self
+
+    def confined(self, root: Path) -> RetrainOptions:
+        """These options with ``gate_dataset`` and ``general_dataset`` resolved under ``root``.
+
+        A request over HTTP may name only BEIR sets under the gate datasets root (relative
+        names are taken from it); anything else is refused with one message, whether or not
+        the path exists, so the API cannot be used to probe the server's files.
+        """
+        base = root.resolve()
+        update: dict[str, str] = {}
+        for field, what in (("gate_dataset", "gate"), ("general_dataset", "general")):
+            value: str | None = getattr(self, field)
+            if not value:
+                continue
+            path = (base / value).resolve()
+            if not path.is_relative_to(base):
+                raise InvalidInputError(
+                    f"{what} dataset does not load: {field} must name a folder under the gate "
+                    f"datasets root {base} (RAGLOOP_GATE_DATASETS_ROOT), relative to it; "
+                    f"{value[:200]!r} is not under it"
+                )
+            update[field] = str(path)
+        return self.model_copy(update=update)
+
+
+def gate_datasets_root(settings: Settings) -> Path:
+    """Where BEIR sets that retrain requests may name live (``RAGLOOP_GATE_DATASETS_ROOT``)."""
+    return settings.gate_datasets_root or settings.data_dir / "gate-datasets"

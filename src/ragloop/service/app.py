@@ -31,11 +31,12 @@ from ragloop.finetune.retrain import RetrainManager
 from ragloop.finetune.scheduler import Scheduler
 from ragloop.ingest.pipeline import repair_vectors
 from ragloop.service.apikeys import ApiKeys
+from ragloop.service.console import router as console_router
 from ragloop.service.docsgpt import answers as routes_docsgpt
 from ragloop.service.docsgpt import sources as routes_docsgpt_sources
 from ragloop.service.errors import install_error_handlers
 from ragloop.service.ingest_jobs import IngestRunner
-from ragloop.service.limits import BodyLimit
+from ragloop.service.limits import BodyLimit, RateLimit
 from ragloop.service.metrics import Metrics
 from ragloop.service.native import admin as routes_admin
 from ragloop.service.native import documents as routes_documents
@@ -43,6 +44,7 @@ from ragloop.service.native import health as routes_health
 from ragloop.service.native import query as routes_query
 from ragloop.service.openai_api import chat as routes_openai
 from ragloop.service.openai_api import embeddings as routes_openai_embeddings
+from ragloop.service.schemas import DOCSGPT_ERRORS, OPENAI_ERRORS, RATE_LIMITED
 from ragloop.service.state import AppState
 
 
@@ -80,6 +82,7 @@ def build_state(
     generator_factory: GeneratorFactory,
 ) -> AppState:
     """Open everything the service needs; fails fast with a clear error."""
+    started = time.time()
     lock: WriterLock | None = None
     if settings.chroma_url is None:
         # Embedded Chroma belongs to this process: hold the data dir for our whole life, so a
@@ -93,7 +96,6 @@ def build_state(
         jobs = JobStore(runtime.catalog.engine)
         if lock is not None:
             repair_vectors(runtime.catalog, runtime.store)
-            jobs.fail_unfinished("ingest", "the server stopped before this job finished")
         querylog = QueryLog(runtime.catalog.engine)
         provider = _generator_provider(settings, generator_factory)
         provider(None)  # a misconfigured generator fails at start-up, not on the first query
@@ -107,6 +109,7 @@ def build_state(
             runtime,
             jobs,
             None if lock else WriterLock(settings.data_dir, "ragloop serve ingest job"),
+            started,
         )
 
         def llm() -> LLMGenerator | None:
@@ -132,6 +135,9 @@ def build_state(
             scheduler=scheduler,
             lock=lock,
         )
+        # Upload jobs a dead process left are resumed (or failed) and stale staging removed;
+        # last, as it may start the ingest thread.
+        ingest.recover(owner=lock is not None)
     except BaseException:
         if lock is not None:
             lock.release()
@@ -179,6 +185,7 @@ def create_app(
     install_error_handlers(app)
     # Innermost of the middlewares: its 413s still get CORS headers and latency metrics.
     app.add_middleware(BodyLimit, settings=settings)
+    app.add_middleware(RateLimit, settings=settings)
     if settings.cors_origin_list:
         app.add_middleware(
             CORSMiddleware,
@@ -188,17 +195,19 @@ def create_app(
         )
 
     app.add_middleware(RequestLatency)
-    for module in (
-        routes_health,
-        routes_query,
-        routes_documents,
-        routes_admin,
-        routes_docsgpt,
-        routes_docsgpt_sources,
-        routes_openai,
-        routes_openai_embeddings,
+    # Each protocol's documented errors, in its own shape (routes may document more).
+    for module, errors in (
+        (routes_health, {}),
+        (routes_query, RATE_LIMITED),
+        (routes_documents, RATE_LIMITED),
+        (routes_admin, {}),
+        (routes_docsgpt, DOCSGPT_ERRORS),
+        (routes_docsgpt_sources, DOCSGPT_ERRORS),
+        (routes_openai, OPENAI_ERRORS),
+        (routes_openai_embeddings, OPENAI_ERRORS),
     ):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=errors)
+    app.include_router(console_router)  # /console and /chat, left out of the schema
     return app
 
 

@@ -1,5 +1,9 @@
 """Authentication: client API keys for query/feedback routes, a token for admin, and either
-for writes (upload, re-upload, delete), which are closed by default even with no key."""
+for writes (upload, re-upload, delete), which are closed by default even with no key.
+
+Once a caller is known, its request is charged to its rate limits (``service.limits.admit``):
+the key, or the client address when anonymous; the admin token is not limited.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import hmac
 from fastapi import Request
 
 from ragloop.core.errors import AuthError, ForbiddenError
+from ragloop.service.limits import admit
 from ragloop.service.state import AppState, get_state
 
 
@@ -20,7 +25,17 @@ def presented_key(request: Request) -> str | None:
 
 
 def check_client(state: AppState, key: str | None) -> str | None:
-    """The client's key id, None when no keys are configured; AuthError otherwise."""
+    """The client's key id, None when no keys are configured; AuthError otherwise.
+
+    The request is charged to the caller's rate limits (``RateLimitedError`` when over).
+    """
+    key_id = verify_client(state, key)
+    admit(key_id)
+    return key_id
+
+
+def verify_client(state: AppState, key: str | None) -> str | None:
+    """``check_client`` without charging the request to a rate limit."""
     if not state.keys.required():
         return None
     if not key:
@@ -64,7 +79,9 @@ def check_writer(state: AppState, request: Request, key: object = None) -> str |
     if is_admin_token(state, presented):
         return "admin"
     if state.keys.required():
-        return check_client(state, presented)
+        key_id = verify_client(state, presented)
+        admit(key_id, write=True)
+        return key_id
     if state.settings.open_writes:
         multipart = request.headers.get("content-type", "").lower().startswith("multipart/")
         if multipart and header is None:
@@ -73,6 +90,7 @@ def check_writer(state: AppState, request: Request, key: object = None) -> str |
                 "'X-API-Key: <anything>' (or a key, or the admin token) so a web page's form "
                 "cannot upload on a visitor's behalf"
             )
+        admit(None, write=True)
         return None
     admin = state.settings.admin_token is not None and state.settings.admin_token.get_secret_value()
     fix = (

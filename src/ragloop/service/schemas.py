@@ -1,12 +1,11 @@
-"""Request and response models of the native API (they document /openapi.json)."""
+"""Request and response models of the native API, and the documented error responses of every
+protocol (together they are /openapi.json)."""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-
-GeneratorName = Literal["auto", "anthropic", "openai", "extractive"]
 
 
 class QueryIn(BaseModel):
@@ -19,7 +18,14 @@ class QueryIn(BaseModel):
     filters: dict[Literal["document_id", "source"], str] | None = Field(
         None, description="Metadata equality filters: document_id and/or source."
     )
-    generator: GeneratorName | None = Field(None, description="Override RAGLOOP_GENERATOR.")
+    generator: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Override RAGLOOP_GENERATOR with another generator this server has: auto, "
+        "extractive (always), anthropic or openai when configured, or a plugin. Any other "
+        "name is a 400 that lists the available ones.",
+    )
 
 
 class SourceOut(BaseModel):
@@ -139,6 +145,9 @@ class QueryLogOut(BaseModel):
     miss_reasons: list[str]
     latency_ms: float
     conversation_id: str | None
+    client: str | None = Field(
+        None, description="The API key id that asked; null for an anonymous caller."
+    )
 
 
 class QueryPage(BaseModel):
@@ -167,3 +176,78 @@ class ModelVersionOut(BaseModel):
     collection: str
     created_at: float
     gate: dict[str, Any] | None = None
+
+
+#: Headers of a 429 answer.
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds until the request would be admitted.",
+        "schema": {"type": "integer"},
+    }
+}
+_RATE_LIMITED = "Over a rate limit (RAGLOOP_*RATE_LIMIT*, RAGLOOP_EMBED_BYTES_PER_MINUTE)."
+
+
+def native_errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Documented native error responses (``{"error": {"code", "message"}}``)."""
+    out: dict[int | str, dict[str, Any]] = {code: {"model": ErrorOut} for code in codes}
+    if 429 in codes:
+        out[429] = {"model": ErrorOut, "description": _RATE_LIMITED, "headers": RETRY_AFTER}
+    return out
+
+
+def shaped_errors(
+    codes: tuple[int, ...], schema: dict[str, Any], media_type: str = "application/json"
+) -> dict[int | str, dict[str, Any]]:
+    """Documented error responses of a protocol with its own error shape (DocsGPT, OpenAI)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for code in codes:
+        doc: dict[str, Any] = {
+            "description": _RATE_LIMITED if code == 429 else "Error",
+            "content": {media_type: {"schema": schema}},
+        }
+        if code == 429:
+            doc["headers"] = RETRY_AFTER
+        out[code] = doc
+    return out
+
+
+#: Every client route may answer these: the body checks, auth, limits, an unready service.
+CLIENT_ERROR_CODES = (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
+#: The native routes' rate-limit answer (other native errors are documented per route).
+RATE_LIMITED = native_errors(429)
+#: DocsGPT's error shapes: ``{"error": "..."}`` and ``{"success": false, "message": "..."}``.
+DOCSGPT_ERRORS = shaped_errors(
+    CLIENT_ERROR_CODES,
+    {
+        "type": "object",
+        "properties": {
+            "error": {"type": "string"},
+            "success": {"type": "boolean"},
+            "message": {"type": "string"},
+        },
+    },
+)
+#: DocsGPT's ``/stream`` reports errors as one SSE ``error`` event.
+DOCSGPT_STREAM_ERRORS = shaped_errors(
+    CLIENT_ERROR_CODES, {"type": "string"}, media_type="text/event-stream"
+)
+#: OpenAI's error object.
+OPENAI_ERRORS = shaped_errors(
+    CLIENT_ERROR_CODES,
+    {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "properties": {
+                    "message": {"type": "string"},
+                    "type": {"type": "string"},
+                    "param": {"type": ["string", "null"]},
+                    "code": {"type": ["string", "null"]},
+                },
+            }
+        },
+    },
+)

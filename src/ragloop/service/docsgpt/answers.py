@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ragloop.core.answering import QueryOutcome, QueryRequest
-from ragloop.core.errors import InvalidInputError, RagloopError
+from ragloop.core.errors import InvalidInputError, NotFoundError, RagloopError
 from ragloop.service.common import (
     authenticate,
     event_stream,
@@ -35,6 +35,7 @@ from ragloop.service.docsgpt.shapes import (
     question_of,
     user_error,
 )
+from ragloop.service.schemas import DOCSGPT_STREAM_ERRORS
 from ragloop.service.state import AppState, get_state
 
 router = APIRouter(tags=["docsgpt"])
@@ -93,7 +94,12 @@ def _events(state: AppState, req: QueryRequest) -> Iterator[str]:
         yield sse_data({"type": "error", "error": message})
 
 
-@router.post("/stream", response_class=StreamingResponse, openapi_extra=_body_doc(_QUESTION_BODY))
+@router.post(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}, **DOCSGPT_STREAM_ERRORS},
+    openapi_extra=_body_doc(_QUESTION_BODY),
+)
 async def stream(request: Request) -> StreamingResponse:
     """DocsGPT's streamed answer (server-sent ``data:`` events only, no ``id:``/``event:``)."""
     try:
@@ -188,10 +194,16 @@ def _feedback(state: AppState, body: dict[str, Any], client: str | None) -> None
     index = int_field(body, "question_index")
     if index is None:
         raise InvalidInputError("question_index must be an integer")
-    query_id = Conversations(state.querylog.engine).query_id_at(
-        Conversations.check_id(cid), index, client
-    )
-    disliked = "negative_feedback" in state.querylog.get(query_id).miss_reasons
+    cid = Conversations.check_id(cid)
+    query_id = Conversations(state.querylog.engine).query_id_at(cid, index, client)
+    rec = state.querylog.get(query_id)
+    if rec.client != client:
+        # Only your own answers: an anonymous caller may rate only anonymous queries. Answered
+        # as a question that does not exist, so conversations cannot be probed.
+        raise NotFoundError(
+            f"conversation {cid!r} has no question number {index} (question_index counts from 0)"
+        )
+    disliked = "negative_feedback" in rec.miss_reasons
     if rating == "DISLIKE":
         if not disliked:  # a repeated click is the same rating, not a second signal
             state.querylog.add_feedback(query_id, "down", comment="docsgpt feedback")
@@ -206,9 +218,10 @@ def _feedback(state: AppState, body: dict[str, Any], client: str | None) -> None
 
 @router.post("/api/feedback", openapi_extra=_body_doc(_FEEDBACK_BODY))
 async def feedback(request: Request) -> JSONResponse:
-    """LIKE / DISLIKE / null for question ``question_index`` of a conversation.
+    """LIKE / DISLIKE / null for question ``question_index`` of one of your conversations.
 
-    DISLIKE makes that query a miss (``negative_feedback``), the learning loop's signal.
+    DISLIKE makes that query a miss (``negative_feedback``), the learning loop's signal. A
+    question someone else asked is a 404, as a missing one is.
     """
     try:
         state = get_state(request)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from ragloop.core.storage.querylog import QueryRecord
-from ragloop.finetune.options import RetrainOptions
+from ragloop.finetune.options import RetrainOptions, gate_datasets_root
 from ragloop.service.auth import require_admin
 from ragloop.service.common import checked_json_body, job_out
 from ragloop.service.schemas import ErrorOut, JobOut, ModelVersionOut, QueryLogOut, QueryPage
@@ -83,9 +83,13 @@ async def queries(
 async def retrain(
     request: Request, options: Annotated[RetrainOptions | None, Body()] = None
 ) -> JobOut:
-    """Start a retrain job (one at a time); poll ``/admin/jobs/{id}``."""
+    """Start a retrain job (one at a time); poll ``/admin/jobs/{id}``.
+
+    ``gate_dataset`` and ``general_dataset`` name folders under RAGLOOP_GATE_DATASETS_ROOT.
+    """
     state = get_state(request)
-    job = await run_in_threadpool(state.retrain.start, options or RetrainOptions())
+    confined = (options or RetrainOptions()).confined(gate_datasets_root(state.settings))
+    job = await run_in_threadpool(state.retrain.start, confined)
     return job_out(job)
 
 

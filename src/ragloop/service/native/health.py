@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 router = APIRouter(tags=["health"])
 
@@ -28,7 +28,7 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ready", "model_version": active.version})
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     """Prometheus exposition."""
     state = getattr(request.app.state, "rl", None)

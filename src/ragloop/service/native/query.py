@@ -1,4 +1,9 @@
-"""Native query routes: answer, stream, feedback."""
+"""Native query routes: answer, stream, feedback.
+
+A query is logged with who asked (its API key id, or none for an anonymous caller); feedback is
+accepted only on the caller's own queries. Anyone else's query id is answered exactly as an
+unknown one (404), so ids cannot be probed.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,21 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ragloop.core.answering import QueryOutcome, QueryRequest
-from ragloop.core.errors import InvalidInputError
+from ragloop.core.errors import InvalidInputError, NotFoundError
 from ragloop.core.generators.base import Context
+from ragloop.core.generators.registry import default_registry
 from ragloop.core.retriever import best_chunk
+from ragloop.core.storage.querylog import QueryRecord
 from ragloop.service.auth import require_client
 from ragloop.service.common import checked_json_body, record_metrics, sse_event
-from ragloop.service.schemas import ErrorOut, FeedbackIn, FeedbackOut, QueryIn, QueryOut, SourceOut
+from ragloop.service.schemas import (
+    FeedbackIn,
+    FeedbackOut,
+    QueryIn,
+    QueryOut,
+    SourceOut,
+    native_errors,
+)
 from ragloop.service.state import AppState, get_state
 
 # Auth first, then the same edge check of the body as every other protocol (text that is not
@@ -23,8 +37,18 @@ from ragloop.service.state import AppState, get_state
 router = APIRouter(
     tags=["query"], dependencies=[Depends(require_client), Depends(checked_json_body)]
 )
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 404, 422, 503)
+ERRORS = native_errors(400, 401, 404, 413, 422, 429, 503)
+#: OpenAPI links: a query's id is what its feedback names (stateful API clients follow them).
+QUERY_LINKS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "links": {
+            "GiveFeedback": {
+                "operationId": "feedback_v1_feedback_post",
+                "requestBody": {"query_id": "$response.body#/query_id", "rating": "down"},
+                "description": "Rate this answer: its query_id is the feedback's.",
+            }
+        }
+    }
 }
 
 
@@ -57,9 +81,38 @@ def outcome_out(o: QueryOutcome) -> QueryOut:
     )
 
 
+def available_generators(state: AppState, known: list[str]) -> list[str]:
+    """Which of the ``known`` generator names this server can answer with."""
+    names = []
+    for name in known:
+        try:
+            state.answerer.generators(name)
+        except InvalidInputError:
+            continue
+        names.append(name)
+    return names
+
+
+def check_generator(state: AppState, name: str | None) -> None:
+    """Refuse a generator this server lacks: 400 listing the available ones, and for a known
+    provider that is not set up, what it needs."""
+    if name is None:
+        return
+    try:
+        state.answerer.generators(name)
+    except InvalidInputError as exc:
+        known = ["auto", *default_registry().names()]
+        available = ", ".join(available_generators(state, known)) or "none"
+        why = f" ({exc.message})" if name.lower() in known else ""
+        raise InvalidInputError(
+            f"generator {name!r} is not available on this server; available: {available}{why}"
+        ) from None
+
+
 def build_request(state: AppState, body: QueryIn, request: Request) -> QueryRequest:
-    """Validate a body against the configured limits."""
+    """Validate a body against the configured limits and generators."""
     question, k = state.answerer.validate(body.question, body.k)
+    check_generator(state, body.generator)
     return QueryRequest(
         question=question,
         k=k,
@@ -69,7 +122,7 @@ def build_request(state: AppState, body: QueryIn, request: Request) -> QueryRequ
     )
 
 
-@router.post("/v1/query", response_model=QueryOut, responses=ERRORS)
+@router.post("/v1/query", response_model=QueryOut, responses=ERRORS | QUERY_LINKS)
 async def query(body: QueryIn, request: Request) -> QueryOut:
     """Answer a question from the documents, citing numbered sources."""
     state = get_state(request)
@@ -87,8 +140,7 @@ async def query(body: QueryIn, request: Request) -> QueryOut:
 async def query_stream(body: QueryIn, request: Request) -> StreamingResponse:
     """Server-sent events: ``sources`` first, then ``delta`` answer texts, then ``end``."""
     state = get_state(request)
-    req = build_request(state, body, request)
-    state.answerer.generators(req.generator)  # an unknown generator is a 4xx, not a broken stream
+    req = build_request(state, body, request)  # an unknown generator is a 4xx, not a broken stream
 
     def events() -> Iterator[str]:
         try:
@@ -116,14 +168,25 @@ async def query_stream(body: QueryIn, request: Request) -> StreamingResponse:
 
 @router.post("/v1/feedback", response_model=FeedbackOut, responses=ERRORS)
 async def feedback(body: FeedbackIn, request: Request) -> FeedbackOut:
-    """Rate an answer; ``down`` makes the query a miss, named chunks become labelled pairs."""
+    """Rate one of your own answers; ``down`` makes the query a miss, named chunks become
+    labelled pairs. Another caller's query is a 404, as an unknown one is."""
     state = get_state(request)
-    return await run_in_threadpool(apply_feedback, state, body)
+    client = getattr(request.state, "client", None)
+    return await run_in_threadpool(apply_feedback, state, body, client)
 
 
-def apply_feedback(state: AppState, body: FeedbackIn) -> FeedbackOut:
+def own_query(state: AppState, query_id: str, client: str | None) -> QueryRecord:
+    """The query ``query_id`` if ``client`` asked it (None: an anonymous caller, who may rate
+    only anonymous queries); NotFoundError, the same as for an unknown id, otherwise."""
+    rec = state.querylog.get(query_id)
+    if rec.client != client:
+        raise NotFoundError(f"unknown query_id {query_id!r}")
+    return rec
+
+
+def apply_feedback(state: AppState, body: FeedbackIn, client: str | None) -> FeedbackOut:
     """Resolve named documents to their best chunk for the question, then store feedback."""
-    rec = state.querylog.get(body.query_id)
+    rec = own_query(state, body.query_id, client)
     chunk_ids = list(body.relevant_chunk_ids or [])
     known = state.runtime.catalog.get_chunks(chunk_ids)
     unknown = [c for c in chunk_ids if c not in known]
