@@ -30,7 +30,7 @@ DEMO_PORT ?= 8000
 demo: install ## Ingest docs/ and serve them on :8000 with the extractive generator (offline)
 	$(BIN)/ragloop ingest docs --prune
 	@echo
-	@echo "ragloop is starting on http://127.0.0.1:$(DEMO_PORT) (API docs at /docs). Try:"
+	@echo "ragloop is starting on http://127.0.0.1:$(DEMO_PORT) (API docs at /docs, chat at /chat, console at /console with RAGLOOP_ADMIN_TOKEN set). Try:"
 	@echo "  curl -s http://127.0.0.1:$(DEMO_PORT)/v1/query -H 'content-type: application/json' -d '{\"question\": \"How does ragloop avoid re-embedding unchanged documents?\", \"k\": 3}'"
 	@echo
 	RAGLOOP_GENERATOR=extractive $(BIN)/ragloop serve --port $(DEMO_PORT)
