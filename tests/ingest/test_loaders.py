@@ -51,6 +51,13 @@ def test_every_format_loads_with_title_and_text(tmp_path: Path) -> None:
         ("latin1.txt", "caf\u00e9 cr\u00e8me".encode("latin-1"), "not valid UTF-8"),
         ("fake.pdf", b"hello, not a pdf", "not a PDF"),
         ("broken.docx", b"PK\x03\x04 not really a zip", "corrupt .docx"),
+        ("broken.pptx", b"PK\x03\x04 not really a zip", "corrupt .pptx: not a readable zip"),
+        ("broken.xlsx", b"PK\x03\x04 not really a zip", "corrupt .xlsx: not a readable zip"),
+        ("broken.epub", b"PK\x03\x04 not really a zip", "corrupt .epub: not a readable zip"),
+        ("binary.csv", b"a,b\n\x00\x01,2\n", "binary"),
+        ("blank.csv", b",,\n , \n", "no rows"),
+        ("bad.json", b'[{"text": "x"},', "invalid JSON at line 1"),
+        ("empty-array.json", b"[]", "no JSON records"),
         ("data.xyz", b"whatever", "unsupported file type '.xyz'"),
     ],
 )

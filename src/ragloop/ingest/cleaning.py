@@ -24,6 +24,11 @@ def clean_text(text: str) -> str:
     return text.strip()
 
 
+def one_line(text: str) -> str:
+    """Text cleaned as a document is, on one line with single spaces (a heading, a cell)."""
+    return " ".join(clean_text(text).split())
+
+
 def looks_binary(head: bytes) -> bool:
     """True for content that is not text: a NUL byte in the first block is the usual tell."""
     return b"\x00" in head[:8192]

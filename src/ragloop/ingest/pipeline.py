@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -36,7 +36,9 @@ class IngestReport:
     """What an ingest run did.
 
     ``failed`` names each file or record not ingested with its reason; ``warnings`` names each
-    ingested file the parser had to repair, one entry per message.
+    ingested file the parser had to repair, one entry per message (and a web crawl that
+    stopped at its page limit); ``skipped`` names what a source left out by design, not by
+    failure (links to hosts a crawl does not visit).
     """
 
     documents_seen: int = 0
@@ -46,6 +48,7 @@ class IngestReport:
     removed: int = 0
     failed: list[dict[str, str]] = field(default_factory=list)
     warnings: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
     chunks_embedded: int = 0
     chunks_reused: int = 0
     chunks_deleted: int = 0
@@ -101,6 +104,59 @@ def embed_sorted(
         lengths=[c.n_tokens for c in chunks],
         stage="embed",
     )
+
+
+@dataclass(frozen=True)
+class Unchanged:
+    """A stored document its source knows to be unchanged without loading it (an HTTP 304, the
+    same Git blob). ``meta``, when given, replaces the stored metadata (new validators) without
+    touching chunks or vectors."""
+
+    id: str
+    name: str
+    meta: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Gone:
+    """A document its source says no longer exists (HTTP 404 or 410): reported as failed with
+    ``reason``, and removed by ``prune`` if it was stored under ``path``."""
+
+    name: str
+    reason: str
+    path: str
+
+
+SourceItem = LoadedDocument | LoadFailure | Unchanged | Gone
+
+
+class DocumentSource(Protocol):
+    """Documents that are not local files: web pages, files of a Git repository.
+
+    Its documents' ``path`` lies under one of ``scopes()`` (prefix + ``/``), so prune knows what
+    it owns. ``documents`` gets those stored documents that the current chunker made, by id, to
+    compare its validators with (their ``meta``), and yields what it finds; a ``LoadFailure``
+    keeps the document at its ``path`` from prune. After the iteration, ``complete`` says whether
+    the source saw everything it owns: when it did not (a crawl stopped by its page limit),
+    prune removes only documents reported ``Gone``; ``warnings`` and ``skipped`` (each
+    ``{name, warning}`` / ``{name, reason}``) go to the report as they are.
+    """
+
+    complete: bool
+    warnings: list[dict[str, str]]
+    skipped: list[dict[str, str]]
+
+    def scopes(self) -> Sequence[str]:
+        """Path prefixes of the documents this source owns."""
+        ...
+
+    def documents(self, stored: Mapping[str, DocumentRecord]) -> Iterator[SourceItem]:
+        """The source's documents, failures and unchanged documents, in order."""
+        ...
+
+
+# LoadedDocuments of a source are checked against the catalog in batches of this many.
+_SOURCE_BATCH = 64
 
 
 @dataclass
@@ -186,12 +242,11 @@ class Ingestor:
     def _scan(
         self, files: Sequence[Path], report: IngestReport
     ) -> tuple[list[_Pending], set[str], set[str]]:
-        catalog, settings = self.rt.catalog, self.rt.settings
         pending: list[_Pending] = []
         seen: set[str] = set()
         failed_paths: set[str] = set()
         for n, path in enumerate(files, start=1):
-            loaded = list(load_file(path, settings.max_file_bytes))
+            loaded = list(load_file(path, self.rt.settings.max_file_bytes))
             docs = [d for d in loaded if isinstance(d, LoadedDocument)]
             for doc in docs:
                 report.warnings += [{"name": doc.source, "warning": w} for w in doc.warnings]
@@ -200,49 +255,146 @@ class Ingestor:
                     report.failed.append(_failure(f))
                     # Any failure inside a file protects all its documents from --prune.
                     failed_paths.add(str(path.resolve()))
-            existing = catalog.documents_by_ids([d.id for d in docs])
-            changed: list[tuple[LoadedDocument, str]] = []
-            for doc in docs:
-                report.documents_seen += 1
-                if doc.id in seen:
-                    report.failed.append(
-                        {"name": doc.source, "reason": f"duplicate document id {doc.id!r}"}
-                    )
-                    continue
-                old = existing.get(doc.id)
-                if old is not None and old.path != doc.path:
-                    report.failed.append(
-                        {
-                            "name": doc.source,
-                            "reason": f"document id {doc.id!r} already belongs to {old.path}",
-                        }
-                    )
-                    continue
-                seen.add(doc.id)
-                digest = content_hash(doc, self.signature)
-                if old is not None and old.content_hash == digest:
-                    report.unchanged += 1
-                else:
-                    changed.append((doc, digest))
-            old_ids = catalog.chunk_ids_of([d.id for d, _ in changed])
-            for doc, digest in changed:
-                chunks = self.chunker.split(doc.id, doc.title, doc.text, doc.format, doc.sections)
-                record = DocumentRecord(
-                    id=doc.id,
-                    path=doc.path,
-                    source=doc.source,
-                    title=doc.title,
-                    format=doc.format,
-                    content_hash=digest,
-                    size_bytes=doc.size_bytes,
-                    n_chunks=len(chunks),
-                    meta=doc.meta,
-                )
-                have = old_ids.get(doc.id, set())
-                new = [c for c in chunks if c.id not in have]
-                pending.append(_Pending(record, chunks, new, doc.id in existing))
+            pending += self._stage(docs, seen, report)
             self.progress("scan", n, len(files))
         return pending, seen, failed_paths
+
+    def _stage(
+        self,
+        docs: Sequence[LoadedDocument],
+        seen: set[str],
+        report: IngestReport,
+        meta_extra: Mapping[str, Any] | None = None,
+    ) -> list[_Pending]:
+        """Chunk the changed documents of ``docs``; count the unchanged ones.
+
+        With ``meta_extra`` (documents of a source), it is merged into each document's
+        metadata, and an unchanged document whose metadata changed gets it stored (no chunking,
+        no embedding).
+        """
+        catalog = self.rt.catalog
+        existing = catalog.documents_by_ids([d.id for d in docs])
+        changed: list[tuple[LoadedDocument, str]] = []
+        for doc in docs:
+            report.documents_seen += 1
+            if doc.id in seen:
+                report.failed.append(
+                    {"name": doc.source, "reason": f"duplicate document id {doc.id!r}"}
+                )
+                continue
+            old = existing.get(doc.id)
+            if old is not None and old.path != doc.path:
+                report.failed.append(
+                    {
+                        "name": doc.source,
+                        "reason": f"document id {doc.id!r} already belongs to {old.path}",
+                    }
+                )
+                continue
+            seen.add(doc.id)
+            digest = content_hash(doc, self.signature)
+            if old is not None and old.content_hash == digest:
+                report.unchanged += 1
+                if meta_extra is not None and old.meta != doc.meta | dict(meta_extra):
+                    self._save_meta(old, doc.meta | dict(meta_extra))
+            else:
+                changed.append((doc, digest))
+        old_ids = catalog.chunk_ids_of([d.id for d, _ in changed])
+        pending: list[_Pending] = []
+        for doc, digest in changed:
+            chunks = self.chunker.split(doc.id, doc.title, doc.text, doc.format, doc.sections)
+            record = DocumentRecord(
+                id=doc.id,
+                path=doc.path,
+                source=doc.source,
+                title=doc.title,
+                format=doc.format,
+                content_hash=digest,
+                size_bytes=doc.size_bytes,
+                n_chunks=len(chunks),
+                meta=doc.meta if meta_extra is None else doc.meta | dict(meta_extra),
+            )
+            have = old_ids.get(doc.id, set())
+            new = [c for c in chunks if c.id not in have]
+            pending.append(_Pending(record, chunks, new, doc.id in existing))
+        return pending
+
+    def _save_meta(self, old: DocumentRecord, meta: dict[str, Any]) -> None:
+        """Store new metadata of an unchanged document, keeping its chunks (and vectors)."""
+        catalog = self.rt.catalog
+        catalog.save_documents(
+            [(replace(old, meta=meta), catalog.chunks_of(old.id))], self.version.collection
+        )
+
+    @property
+    def chunker_tag(self) -> str:
+        """A short digest of the chunker's signature, kept in the metadata of a source's
+        documents: a source's validators only count for documents this chunker made."""
+        return hashlib.sha256(self.signature.encode()).hexdigest()[:16]
+
+    def ingest_source(self, source: DocumentSource, prune: bool = False) -> IngestReport:
+        """Ingest the documents of a source that is not local files (see ``DocumentSource``).
+
+        ``prune`` removes the source's stored documents it did not yield this time, except
+        those at the path of a failure; after an incomplete run, only those reported gone.
+        """
+        started = time.perf_counter()
+        catalog = self.rt.catalog
+        report = IngestReport(model_version=self.version.version)
+        report.repaired_vectors = repair_vectors(catalog, self.rt.store)
+        tag = self.chunker_tag
+        owned: dict[str, DocumentRecord] = {}
+        for scope in source.scopes():
+            owned |= catalog.documents_under(scope)
+        stored = {i: d for i, d in owned.items() if d.meta.get("chunker") == tag}
+        extra = {"chunker": tag}
+        pending: list[_Pending] = []
+        seen: set[str] = set()
+        protected: set[str] = set()
+        gone: set[str] = set()
+        batch: list[LoadedDocument] = []
+        for n, item in enumerate(source.documents(stored), start=1):
+            if isinstance(item, LoadedDocument):
+                report.warnings += [{"name": item.source, "warning": w} for w in item.warnings]
+                batch.append(item)
+                if len(batch) >= _SOURCE_BATCH:
+                    pending += self._stage(batch, seen, report, extra)
+                    batch = []
+            elif isinstance(item, Unchanged):
+                report.documents_seen += 1
+                old = stored.get(item.id)
+                if old is None or item.id in seen:
+                    report.failed.append(
+                        {"name": item.name, "reason": "no stored copy of this document to keep"}
+                    )
+                    continue
+                seen.add(item.id)
+                report.unchanged += 1
+                if item.meta is not None and old.meta != item.meta | extra:
+                    self._save_meta(old, item.meta | extra)
+            elif isinstance(item, Gone):
+                report.failed.append({"name": item.name, "reason": item.reason})
+                gone.add(item.path)
+            else:
+                report.failed.append(_failure(item))
+                protected.add(item.path)
+            self.progress("scan", n, 0)
+        if batch:
+            pending += self._stage(batch, seen, report, extra)
+        report.warnings += source.warnings
+        report.skipped += source.skipped
+        self._commit(pending, report)
+        if prune:
+            doomed = [
+                doc_id
+                for doc_id, doc in owned.items()
+                if doc_id not in seen
+                and doc.path not in protected
+                and (source.complete or doc.path in gone)
+            ]
+            self._remove(doomed, report)
+        report.seconds = time.perf_counter() - started
+        return report
 
     def _commit(self, pending: list[_Pending], report: IngestReport) -> None:
         total = sum(len(p.new) for p in pending)
@@ -300,7 +452,10 @@ class Ingestor:
             for doc_id, doc in self.rt.catalog.documents_under(str(root.resolve())).items():
                 if doc_id not in seen and doc.path not in protected:
                     gone.append(doc_id)
-        gone = sorted(set(gone))
+        self._remove(gone, report)
+
+    def _remove(self, document_ids: Sequence[str], report: IngestReport) -> None:
+        gone = sorted(set(document_ids))
         if gone:
             removed = self.rt.catalog.delete_documents(gone, self.version.collection)
             self.rt.store.delete(self.version.collection, removed)
