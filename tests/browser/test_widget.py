@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from ragloop.core.answering import QueryRequest
 from ragloop.core.embedding.base import Embedder, EmbedderRegistry
 from ragloop.core.runtime import open_runtime
 from ragloop.core.settings import DEFAULT_EMBEDDER, Settings
@@ -200,4 +201,72 @@ def test_widget_answers_shows_sources_and_logs_a_dislike(
     assert logged.miss and "negative_feedback" in logged.miss_reasons
     misses, _ = querylog.find(reason="negative_feedback")
     assert [m.id for m in misses] == [logged.id]
+    assert not problems, problems
+
+
+def _stream_events(body: str) -> list[dict[str, Any]]:
+    return [json.loads(b.removeprefix("data: ")) for b in body.strip().split("\n\n")]
+
+
+def test_widget_follow_up_gets_sources_about_the_earlier_topic(
+    browser_ready: None, ragloop_app: Any, page_url: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    problems: list[str] = []
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 760, "height": 760},
+        )
+        try:
+            page = context.new_page()
+            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
+            page.route("**/*", _offline)
+            page.goto(page_url)
+            page.get_by_text("Ask a question").click()
+            box = page.get_by_placeholder("Ask your question")
+            box.fill("What erupts from a volcano?")
+            with page.expect_response(lambda r: r.url.endswith("/stream")) as first:
+                box.press("Enter")
+            first_events = _stream_events(first.value.text())
+            expect(page.get_by_text("erupts lava", exact=False).first).to_be_visible(timeout=60_000)
+            expect(page.locator("a[title='volcano']")).to_have_count(1)
+
+            # "it" is the volcano: asked alone, this question's best source is about scurvy
+            # (whose text says what "causes" it); in the conversation it is the volcano's.
+            box.fill("What causes it?")
+            with page.expect_response(lambda r: r.url.endswith("/stream")) as second:
+                box.press("Enter")
+            events = _stream_events(second.value.text())
+            sent = json.loads(second.value.request.post_data or "{}")
+            expect(page.locator("a[title='volcano']")).to_have_count(2, timeout=60_000)
+            expect(page.get_by_text("erupts lava", exact=False)).to_have_count(2)
+        finally:
+            context.close()
+
+    # The widget sent the first turn as history, in the same conversation.
+    assert sent["question"] == "What causes it?"
+    history = json.loads(sent["history"])
+    assert history[0]["prompt"] == "What erupts from a volcano?"
+    assert "erupts lava" in history[0]["response"]
+    assert sent["conversation_id"] == first_events[-2]["id"] == events[-2]["id"]
+    [sources] = [e["source"] for e in events if e["type"] == "source"]
+    assert sources[0]["title"] == "volcano" and sources[0]["source"].endswith("volcano.txt")
+    answer = "".join(e["answer"] for e in events if e["type"] == "answer")
+    assert "volcano" in answer.lower()
+
+    # The query log keeps the stand-alone question it retrieved with, and what was typed.
+    follow_up, _ = ragloop_app.state.rl.querylog.find(limit=1)
+    [logged] = follow_up
+    assert logged.raw_question == "What causes it?"
+    assert logged.question.startswith("What causes it (") and "volcano" in logged.question
+    assert logged.conversation_id == sent["conversation_id"]
+    asked_alone = ragloop_app.state.rl.answerer.retrieve(
+        QueryRequest(question="What causes it?", k=5)
+    )[1]
+    assert asked_alone[0].source.endswith("scurvy.md")  # what the rewrite saved it from
     assert not problems, problems

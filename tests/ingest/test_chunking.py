@@ -16,7 +16,9 @@ HEADING = st.sampled_from(["# Title", "## Part", "### Sub"])
 BLOCK = st.one_of(LINE, HEADING)
 TEXTS = st.lists(BLOCK, min_size=1, max_size=40).map(lambda b: "\n\n".join(b).strip()).filter(bool)
 TITLES = st.one_of(st.just(""), st.lists(WORDS, min_size=1, max_size=40).map(" ".join))
-FORMATS = st.sampled_from(["text", "markdown", "rst", "beir"])
+FORMATS = st.sampled_from(
+    ["text", "markdown", "rst", "beir", "html", "docx", "pptx", "xlsx", "csv", "epub", "json"]
+)
 
 
 def _chunker(max_seq: int = 66, size: int = 24, overlap: int = 4) -> Chunker:

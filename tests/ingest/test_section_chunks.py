@@ -3,12 +3,12 @@
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from ragloop.core.records import ChunkRecord, embedding_input
 from ragloop.ingest.chunking import Chunker, ChunkerConfig
-from ragloop.ingest.loaders import LoadedDocument, discover, load_file
+from ragloop.ingest.loaders import LoadedDocument, Outline, discover, load_file, single_document
 from ragloop.ingest.sections import Section
 from tests.fakes import KeywordEmbedder
 
@@ -79,6 +79,49 @@ def test_markdown_chunks_keep_headings_with_text_within_every_cap(
             assert parts[0] == title
             parts = parts[1:]
         assert all(f"# {p}" in text for p in parts if p != "…")
+
+
+#: Formats whose loaders write their sections as `#` headings (``Outline``).
+OUTLINED = ("pptx", "xlsx", "epub", "json")
+
+
+def _outlined(fmt: str, sections: list[tuple[int, list[str], str]]) -> LoadedDocument:
+    """A document of ``fmt`` as its loader builds one: headings and blocks of an Outline."""
+    outline = Outline()
+    for level, words, body in sections:
+        outline.heading(level, " ".join(words))
+        for block in body.split("\n\n"):
+            outline.add(block)
+    [doc] = single_document(Path(f"deck.{fmt}"), b"", fmt, outline.text(), "Deck", outline.headings)
+    assert isinstance(doc, LoadedDocument)
+    return doc
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=DOC, size=st.sampled_from([24, 40]), fmt=st.sampled_from(OUTLINED))
+def test_outlined_formats_never_make_a_heading_only_chunk(
+    doc: list[tuple[int, list[str], str]], size: int, fmt: str
+) -> None:
+    assume(any(body for _, _, body in doc))
+    loaded = _outlined(fmt, doc)
+    chunker = _chunker(size=size)
+    sections = list(loaded.sections)
+    chunks = chunker.split(loaded.id, loaded.title, loaded.text, loaded.format, sections)
+    _check_caps_and_coverage(chunker, loaded.text, chunks)
+    for c in chunks:
+        assert not _heading_only(c, sections, loaded.text), c.text
+
+
+@pytest.mark.parametrize("fmt", OUTLINED)
+def test_a_heading_of_the_outlined_formats_opens_its_chunk(fmt: str) -> None:
+    # A small section is carried into the next; the piece cut from them must not end with the
+    # next section's heading, which opens the chunk of its own text instead.
+    doc = _outlined(
+        fmt, [(1, ["Whales"], " ".join(["whale"] * 4)), (1, ["Reefs"], "coral reef. " * 10)]
+    )
+    chunks = _chunker(size=24).split(doc.id, doc.title, doc.text, doc.format, doc.sections)
+    assert chunks and all(c.text.startswith("# ") for c in chunks)
+    assert not [c for c in chunks if c.text.rstrip().split("\n")[-1].startswith("# ")]
 
 
 @settings(max_examples=60, deadline=None)

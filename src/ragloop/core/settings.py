@@ -51,6 +51,33 @@ class Settings(BaseSettings):
     hnsw_ef_construction: int = Field(200, ge=10, le=4096)
     hnsw_max_neighbors: int = Field(32, ge=4, le=512)
 
+    # --- reading files and web pages (ingest/loaders, ingest/web_fetch.py) ------------------
+    json_text_field: str = Field(
+        "text", min_length=1, description="The field of a plain JSON/JSONL record holding its text."
+    )
+    max_file_records: int = Field(
+        100_000,
+        ge=1,
+        le=100_000_000,
+        description="Records (rows) of one CSV, spreadsheet or plain JSON file at most.",
+    )
+    max_file_record_chars: int = Field(
+        64 * 2**20,
+        ge=1,
+        le=1 << 40,
+        description="Characters of text the records of one such file may make at most.",
+    )
+    web_allow_private: bool = Field(
+        False,
+        description="Let crawls started through the API (POST /v1/sources/web) reach loopback, "
+        "private, link-local and other non-public addresses.",
+    )
+    web_allowed_hosts: str = Field(
+        "",
+        description="Comma-separated hosts (host or host:port) such crawls may reach whatever "
+        "their addresses.",
+    )
+
     # --- answering -------------------------------------------------------------------------
     generator: str = Field(
         "auto",
@@ -252,6 +279,11 @@ class Settings(BaseSettings):
     def api_key_list(self) -> tuple[str, ...]:
         """Client keys from ``RAGLOOP_API_KEYS``."""
         return tuple(k.strip() for k in self.api_keys.split(",") if k.strip())
+
+    @property
+    def web_allowed_host_list(self) -> tuple[str, ...]:
+        """Hosts from ``RAGLOOP_WEB_ALLOWED_HOSTS``, lower case."""
+        return tuple(h.strip().lower() for h in self.web_allowed_hosts.split(",") if h.strip())
 
     @property
     def cors_origin_list(self) -> list[str]:

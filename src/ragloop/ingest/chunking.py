@@ -39,7 +39,12 @@ _SENTENCE = [r"(?<=[.!?])\s", r"(?<=[;:,])\s"]
 _MARKDOWN = [r"\n(?=#{1,6} )", r"\n(?=```)", r"\n\n", r"\n", *_SENTENCE, " ", ""]
 _RST = [r"\n(?=[^\n]+\n[=\-~^\"'`#*+]{3,}\n)", r"\n\n", r"\n", *_SENTENCE, " ", ""]
 _DEFAULT_SEPARATORS = [r"\n\n", r"\n", *_SENTENCE, " ", ""]
-_SEPARATORS = {"markdown": _MARKDOWN, "html": _MARKDOWN, "docx": _MARKDOWN, "rst": _RST}
+# Formats whose loaders write their sections as `#` headings (office files, e-books, plain JSON
+# records) split as Markdown does; CSV and BEIR records have no headings.
+_SEPARATORS = {
+    **dict.fromkeys(("markdown", "html", "docx", "pptx", "xlsx", "epub", "json"), _MARKDOWN),
+    "rst": _RST,
+}
 _WORD = re.compile(r"\S+")
 
 Span = tuple[int, int]

@@ -21,10 +21,11 @@ import numpy as np
 from ragloop.core.progress import ProgressFn
 from ragloop.core.records import ChunkRecord, DocumentRecord, ModelVersion
 from ragloop.core.runtime import ActiveIndex, Runtime
+from ragloop.core.settings import Settings
 from ragloop.core.storage.catalog import Catalog
 from ragloop.core.storage.vectors import VectorStore
 from ragloop.ingest.chunking import CHUNKER_VERSION, Chunker, ChunkerConfig
-from ragloop.ingest.loaders import LoadedDocument, LoadFailure, discover, load_file
+from ragloop.ingest.loaders import LoadedDocument, LoadFailure, LoadOptions, discover, load_file
 
 # Documents are committed in groups of about this many new chunks: big enough to batch the
 # embedder well, small enough that a crash loses little work.
@@ -77,6 +78,15 @@ def content_hash(doc: LoadedDocument, chunker_signature: str) -> str:
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()
+
+
+def load_options(settings: Settings) -> LoadOptions:
+    """How files are read, from ``RAGLOOP_JSON_TEXT_FIELD`` and the per-file record caps."""
+    return LoadOptions(
+        json_text_field=settings.json_text_field,
+        max_records=settings.max_file_records,
+        max_chars=settings.max_file_record_chars,
+    )
 
 
 def repair_vectors(catalog: Catalog, store: VectorStore) -> int:
@@ -170,10 +180,19 @@ class _Pending:
 class Ingestor:
     """Runs ingest for one runtime; the caller holds the data dir's writer lock."""
 
-    # Progress stages are "scan" (files) and "embed" (chunks).
-    def __init__(self, runtime: Runtime, progress: ProgressFn | None = None) -> None:
+    # Progress stages are "scan" (files) and "embed" (chunks). With ``source_root`` (the
+    # uploads root), the source of a file under it is stored relative to it, so citations never
+    # show where the server keeps uploads; other files keep their path as given.
+    def __init__(
+        self,
+        runtime: Runtime,
+        progress: ProgressFn | None = None,
+        *,
+        source_root: Path | None = None,
+    ) -> None:
         self.rt = runtime
         self.progress = progress or (lambda stage, done, total: None)
+        self.source_root = source_root
         s = runtime.settings
         self.config = ChunkerConfig(s.chunk_tokens, s.chunk_overlap)
         self._index: ActiveIndex | None = None
@@ -245,9 +264,10 @@ class Ingestor:
         pending: list[_Pending] = []
         seen: set[str] = set()
         failed_paths: set[str] = set()
+        options = load_options(self.rt.settings)
         for n, path in enumerate(files, start=1):
-            loaded = list(load_file(path, self.rt.settings.max_file_bytes))
-            docs = [d for d in loaded if isinstance(d, LoadedDocument)]
+            loaded = list(load_file(path, self.rt.settings.max_file_bytes, options))
+            docs = [self._relative(d) for d in loaded if isinstance(d, LoadedDocument)]
             for doc in docs:
                 report.warnings += [{"name": doc.source, "warning": w} for w in doc.warnings]
             for f in loaded:
@@ -258,6 +278,13 @@ class Ingestor:
             pending += self._stage(docs, seen, report)
             self.progress("scan", n, len(files))
         return pending, seen, failed_paths
+
+    def _relative(self, doc: LoadedDocument) -> LoadedDocument:
+        """``doc`` with a source under ``source_root`` made relative to it."""
+        root, source = self.source_root, Path(doc.source)
+        if root is None or not source.is_absolute() or not source.is_relative_to(root):
+            return doc
+        return replace(doc, source=source.relative_to(root).as_posix())
 
     def _stage(
         self,

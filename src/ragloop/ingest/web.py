@@ -33,6 +33,7 @@ from ragloop.ingest.web_fetch import (
     SITEMAP_TYPES,
     Alias,
     Fetcher,
+    FetchPolicy,
     NotModified,
     Page,
     Refused,
@@ -80,11 +81,13 @@ class _Parsed:
 @dataclass
 class WebSource:
     """Pages reached from ``urls`` (pages or sitemaps); a ``DocumentSource`` for
-    ``Ingestor.ingest_source``. ``transport`` and ``sleep`` go to the ``Fetcher``."""
+    ``Ingestor.ingest_source``. ``transport``, ``sleep`` and ``policy`` (which addresses may
+    be reached; None: any) go to the ``Fetcher``."""
 
     urls: Sequence[str]
     options: CrawlOptions = field(default_factory=CrawlOptions)
     transport: httpx.BaseTransport | None = None
+    policy: FetchPolicy | None = None
     sleep: Callable[[float], None] = time.sleep
     complete: bool = True
     warnings: list[dict[str, str]] = field(default_factory=list)
@@ -125,6 +128,7 @@ class WebSource:
             timeout_s=o.timeout_s,
             transport=self.transport,
             sleep=self.sleep,
+            policy=self.policy,
         )
         queue: deque[tuple[str, int, str]] = deque((u, 0, "start") for u in self.starts)
         queued = set(self.starts)

@@ -5,17 +5,26 @@ cap enforced while streaming.
 Every outcome is a value: a ``Page``, ``NotModified`` (an answer 304 to a conditional
 request), an ``Alias`` (a redirect to a page the caller has) or ``Refused`` with a one-line
 reason. Nothing here raises for a page that cannot be had.
+
+A ``FetchPolicy`` keeps a crawl off addresses that are not public (loopback, private,
+link-local...): a crawl the server runs for a remote caller must not reach the server's own
+network. It is checked before each request, for a clear reason, and again by
+``PolicyTransport`` on every connection, to the very address connected to, so a redirect, a
+robots.txt redirect or a name that resolves differently the second time cannot get round it.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
 
+import httpcore
 import httpx
 
 #: The name robots.txt rules are matched against, and the start of the User-Agent header.
@@ -112,6 +121,143 @@ def is_http(url: str) -> bool:
 
 
 @dataclass(frozen=True)
+class FetchPolicy:
+    """Which addresses a crawl may connect to: public ones only, unless ``allow_private``;
+    a host of ``allowed_hosts`` (``host`` or ``host:port``, lower case) whatever its
+    addresses."""
+
+    allow_private: bool = False
+    allowed_hosts: frozenset[str] = frozenset()
+
+    def allows(self, host: str, port: int | None) -> bool:
+        """True when ``host`` is let through without looking at its addresses."""
+        if self.allow_private:
+            return True
+        name = host.lower().strip("[]")
+        names = {name, f"[{name}]"}
+        if port is not None:
+            names |= {f"{n}:{port}" for n in tuple(names)}
+        return bool(names & self.allowed_hosts)
+
+    def refusal(self, url: str) -> str | None:
+        """Why ``url``'s host may not be fetched, or None. A host that does not resolve is not
+        refused here: fetching it fails with its own reason."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        try:
+            port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
+        except ValueError:
+            return f"bad port in {url}"
+        if self.allows(host, port):
+            return None
+        try:
+            addresses = resolve(host, port)
+        except OSError:
+            return None
+        return self.address_refusal(host, addresses)
+
+    def address_refusal(self, host: str, addresses: list[str]) -> str | None:
+        """Why connecting to ``host`` at ``addresses`` is refused (any one not public), or
+        None."""
+        for address in addresses:
+            kind = non_public(address)
+            if kind:
+                where = address if host.strip("[]") == address else f"{host} resolves to {address}"
+                return (
+                    f"refused by the fetch policy: {where}, a {kind} address "
+                    "(RAGLOOP_WEB_ALLOW_PRIVATE or RAGLOOP_WEB_ALLOWED_HOSTS lets it through)"
+                )
+        return None
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to, in the resolver's order, once each."""
+    infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def non_public(address: str) -> str | None:
+    """What kind of address that is not public ``address`` is (``loopback``, ``private``,
+    ``link-local``...), or None for a public one. An IPv4-mapped IPv6 address counts as its
+    IPv4 address."""
+    ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    for kind, test in (
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("unspecified", ip.is_unspecified),
+        ("multicast", ip.is_multicast),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved),
+    ):
+        if test:
+            return kind
+    return None if ip.is_global else "non-public"
+
+
+class _PolicyBackend(httpcore.NetworkBackend):
+    """Opens TCP connections only to addresses the policy allows, connecting to the address
+    it checked (the TLS server name is still the host's)."""
+
+    def __init__(self, policy: FetchPolicy) -> None:
+        self.policy = policy
+        self.inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        if self.policy.allows(host, port):
+            return self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
+        try:
+            addresses = resolve(host, port)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        refused = self.policy.address_refusal(host, addresses)
+        if refused:
+            raise httpcore.ConnectError(refused)
+        error: httpcore.ConnectError | None = None
+        for address in addresses:
+            try:
+                return self.inner.connect_tcp(address, port, timeout, local_address, socket_options)
+            except httpcore.ConnectError as exc:
+                error = exc
+        raise error or httpcore.ConnectError(f"no address for {host}")
+
+    def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        raise httpcore.ConnectError("a crawl does not use Unix sockets")
+
+    def sleep(self, seconds: float) -> None:
+        self.inner.sleep(seconds)
+
+
+class PolicyTransport(httpx.HTTPTransport):
+    """httpx's own transport whose connections are opened through the policy. (A client
+    given a transport uses no proxy from the environment, which could reach any address.)"""
+
+    def __init__(self, policy: FetchPolicy) -> None:
+        super().__init__()
+        # The pool HTTPTransport builds, with the policy's network backend.
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=_PolicyBackend(policy),
+        )
+
+
+@dataclass(frozen=True)
 class _Robots:
     parser: RobotFileParser | None  # None: the robots.txt was unreachable, so nothing is
     reason: str  # why nothing may be fetched (when parser is None)
@@ -121,7 +267,9 @@ class _Robots:
 class Fetcher:
     """Fetches pages one at a time, waiting ``delay_s`` between requests to one host (or the
     site's Crawl-delay when longer, up to a minute). ``transport`` replaces httpx's network
-    transport; ``sleep`` and ``clock`` drive the waits."""
+    transport; ``sleep`` and ``clock`` drive the waits. With a ``policy``, a URL whose host it
+    refuses is not fetched, and connections go through ``PolicyTransport`` (unless a
+    ``transport`` is given)."""
 
     def __init__(
         self,
@@ -133,8 +281,12 @@ class Fetcher:
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        policy: FetchPolicy | None = None,
     ) -> None:
         self.max_bytes = max_bytes
+        self.policy = policy
+        if policy is not None and transport is None:
+            transport = PolicyTransport(policy)
         self.delay_s = delay_s
         self.max_redirects = max_redirects
         self.timeout_s = timeout_s
@@ -148,6 +300,7 @@ class Fetcher:
         )
         self._robots: dict[str, _Robots] = {}
         self._last: dict[str, float] = {}
+        self._refusals: dict[str, str | None] = {}
 
     def close(self) -> None:
         """Release the connections."""
@@ -168,6 +321,9 @@ class Fetcher:
         current = url
         requested = False
         while True:
+            refused = self._refusal(current)
+            if refused:
+                return Refused(url, _via(chain, refused), requested=requested)
             robots = self._robots_for(current)
             if robots.parser is None:
                 return Refused(url, robots.reason, requested=requested)
@@ -239,6 +395,15 @@ class Fetcher:
             last_modified=response.headers.get("last-modified"),
             robots_tag=response.headers.get("x-robots-tag", ""),
         )
+
+    def _refusal(self, url: str) -> str | None:
+        """Why the policy refuses ``url``'s site, looked up once per site."""
+        if self.policy is None:
+            return None
+        site = origin(url)
+        if site not in self._refusals:
+            self._refusals[site] = self.policy.refusal(url)
+        return self._refusals[site]
 
     def _limit(self) -> str:
         return f"the {self.max_bytes / 2**20:g} MiB page limit ({self.max_bytes} bytes)"

@@ -42,6 +42,7 @@ from ragloop.service.native import admin as routes_admin
 from ragloop.service.native import documents as routes_documents
 from ragloop.service.native import health as routes_health
 from ragloop.service.native import query as routes_query
+from ragloop.service.native import sources_web as routes_sources_web
 from ragloop.service.openai_api import chat as routes_openai
 from ragloop.service.openai_api import embeddings as routes_openai_embeddings
 from ragloop.service.schemas import DOCSGPT_ERRORS, OPENAI_ERRORS, RATE_LIMITED
@@ -135,8 +136,9 @@ def build_state(
             scheduler=scheduler,
             lock=lock,
         )
-        # Upload jobs a dead process left are resumed (or failed) and stale staging removed;
-        # last, as it may start the ingest thread.
+        # Crawl jobs a dead process left are failed; upload jobs are resumed (or failed) and
+        # stale staging removed, last, as it may start the ingest thread.
+        routes_sources_web.recover(jobs, owner=lock is not None)
         ingest.recover(owner=lock is not None)
     except BaseException:
         if lock is not None:
@@ -200,6 +202,7 @@ def create_app(
         (routes_health, {}),
         (routes_query, RATE_LIMITED),
         (routes_documents, RATE_LIMITED),
+        (routes_sources_web, {}),
         (routes_admin, {}),
         (routes_docsgpt, DOCSGPT_ERRORS),
         (routes_docsgpt_sources, DOCSGPT_ERRORS),
