@@ -98,7 +98,7 @@ def ingest(
     from ragloop.core.runtime import open_runtime
     from ragloop.core.storage.locks import WriterLock
     from ragloop.ingest.git_source import GitSource
-    from ragloop.ingest.pipeline import DocumentSource, Ingestor, IngestReport
+    from ragloop.ingest.pipeline import DocumentSource, Ingestor, IngestReport, load_options
     from ragloop.ingest.web import CrawlOptions, WebSource, is_url
 
     web_flags = [
@@ -130,7 +130,14 @@ def ingest(
         settings = settings_for(data_dir)
         source: DocumentSource | None = None
         if git is not None:
-            source = GitSource(git, ref, include or (), exclude or (), settings.max_file_bytes)
+            source = GitSource(
+                git,
+                ref,
+                include or (),
+                exclude or (),
+                settings.max_file_bytes,
+                options=load_options(settings),
+            )
         elif urls:
             page_mb = settings.max_file_mb if max_page_mb is None else max_page_mb
             defaults = CrawlOptions()

@@ -21,7 +21,13 @@ from pathlib import Path, PurePosixPath
 
 from ragloop.core.errors import DocumentError, InvalidInputError, UnsupportedFormatError
 from ragloop.core.records import DocumentRecord
-from ragloop.ingest.loaders import LoadedDocument, LoadFailure, loader_for
+from ragloop.ingest.loaders import (
+    DEFAULT_OPTIONS,
+    LoadedDocument,
+    LoadFailure,
+    LoadOptions,
+    loader_for,
+)
 from ragloop.ingest.pipeline import SourceItem, Unchanged
 
 #: Files taken when no ``--include`` is given: text and documentation formats.
@@ -80,6 +86,8 @@ class GitSource:
     include: Sequence[str] = ()
     exclude: Sequence[str] = ()
     max_bytes: int = 50 * 2**20
+    #: How files are read (the JSON text field, per-file record caps), as for local files.
+    options: LoadOptions = DEFAULT_OPTIONS
     complete: bool = True
     warnings: list[dict[str, str]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
@@ -145,7 +153,7 @@ class GitSource:
                     f"({self.max_bytes} bytes, RAGLOOP_MAX_FILE_MB)"
                 )
             data = run_git(["cat-file", "blob", entry.blob], where)
-            loaded = next(iter(loader(Path(name.name), data)))
+            loaded = next(iter(loader(Path(name.name), data, self.options)))
         except (DocumentError, UnsupportedFormatError) as exc:
             return LoadFailure(source, exc.message, path)
         except RecursionError:
