@@ -12,9 +12,9 @@ characters one request may hold). It prints both p99s and their ratio; the goal 
 
 The server runs with the embedding rate limits off (``RAGLOOP_EMBED_RATE_LIMIT_PER_MINUTE`` and
 ``RAGLOOP_EMBED_BYTES_PER_MINUTE`` = 0), so the flood is served in full and what is measured is
-the scheduling: bulk embeddings go through the query batcher in small slices that wait behind
-waiting queries. ``--keep-limits`` keeps the default limits instead (the flood is then mostly
-refused with 429).
+the scheduling: bulk embeddings go through the query batcher in slices of at most 512 padded
+tokens that wait behind waiting queries. ``--keep-limits`` keeps the default limits instead
+(the flood is then mostly refused with 429).
 """
 
 from __future__ import annotations
@@ -212,7 +212,12 @@ def main() -> None:
         f"(429), {flooded['embed_errors']} errors"
         + (f", {flooded['embed_request_s']} s each" if flooded["embed_request_s"] else "")
     )
-    print(f"load average: before {load_before[0]:.2f}, after {load_after[0]:.2f}")
+    print(
+        "load average (1, 5, 15 min): before "
+        + ", ".join(f"{x:.2f}" for x in load_before)
+        + "; after "
+        + ", ".join(f"{x:.2f}" for x in load_after)
+    )
     verdict = "PASS" if 0 < p99_ratio <= GOAL else "FAIL"
     print(f"p99 beside the flood / alone = {p99_ratio} (goal <= {GOAL}x): {verdict}")
     write_json(

@@ -7,18 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 from starlette.types import Message, Receive, Scope, Send
 
 from ragloop.core.settings import Settings
+from ragloop.core.storage.locks import WriterLock
 from ragloop.core.storage.schema import queries
 from ragloop.service.app import create_app
 from ragloop.service.limits import BodyLimit, size_text
+from ragloop.service.openai_api import embeddings as embeddings_api
 from tests.fakes import DEFAULT_VOCAB, KeywordEmbedder, fake_registry
 from tests.service.conftest import WRITER, ClientFactory
 
@@ -197,16 +201,45 @@ def test_size_text_names_binary_units() -> None:
     assert size_text(512) == "512 bytes"
 
 
-def test_large_embedding_requests_go_in_slices_behind_queries(client: TestClient) -> None:
+def test_large_embedding_requests_go_in_slices_sized_by_tokens(client: TestClient) -> None:
     index = client.app.state.rl.runtime.active_index()  # type: ignore[attr-defined]
     assert index.batcher is not None
     before = index.batcher.bulk_passes
-    texts = [f"whale number {i}" for i in range(100)]
+    texts = [f"whale number {i}" for i in range(100)]  # 5 tokens each as the model reads them
     r = client.post("/v1/embeddings", json={"input": texts})
     assert r.status_code == 200 and len(r.json()["data"]) == 100
-    assert index.batcher.bulk_passes - before >= 100 // 8  # small slices, not one long pass
+    assert index.batcher.bulk_passes - before == 4  # 32 short texts a slice at most
     one = client.post("/v1/embeddings", json={"input": texts[37]}).json()["data"][0]["embedding"]
     assert r.json()["data"][37]["embedding"] == pytest.approx(one, abs=1e-6)  # order kept
+    # Long inputs: the model reads 66 tokens of each (its longest input), so 7 fit in the
+    # 512-token slice: 21 inputs are 3 passes, whatever their length in characters.
+    before = index.batcher.bulk_passes
+    long = [" ".join(["whale", "coral"] * 60 + [str(i)]) for i in range(21)]
+    r = client.post("/v1/embeddings", json={"input": long})
+    assert r.status_code == 200 and r.json()["usage"]["prompt_tokens"] == 21 * 121
+    assert index.batcher.bulk_passes - before == 3
+
+
+def test_embedding_responses_are_rendered_off_the_event_loop(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writing 2,048 vectors as JSON takes a few hundred milliseconds: not on the loop that
+    serves every other request."""
+    where: list[str] = []
+
+    class Recording(JSONResponse):
+        def render(self, content: Any) -> bytes:
+            try:
+                asyncio.get_running_loop()
+                where.append("event loop")
+            except RuntimeError:
+                where.append("worker thread")
+            return super().render(content)
+
+    monkeypatch.setattr(embeddings_api, "JSONResponse", Recording)
+    r = client.post("/v1/embeddings", json={"input": ["whale", "coral"]})
+    assert r.status_code == 200 and len(r.json()["data"]) == 2
+    assert where == ["worker thread"]
 
 
 def test_upload_messages_state_the_real_limits(make_client: ClientFactory) -> None:
@@ -359,3 +392,96 @@ def test_generator_names_are_checked_against_the_server(
         assert stream.status_code == 400 and "ANTHROPIC_API_KEY" in message_of(stream)
         ok = client.post("/v1/query", json={"question": "whale", "generator": "extractive"})
         assert ok.status_code == 200 and ok.json()["generator"] == "extractive"
+
+
+# ---- the writer lock is private -------------------------------------------------------------
+
+
+def test_the_writer_lock_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    with WriterLock(tmp_path / "data", "test"):
+        path = tmp_path / "data" / "writer.lock"
+        assert "pid" in path.read_text()
+        assert path.stat().st_mode & 0o777 == 0o600
+
+
+# ---- deletes are scoped to the uploader ------------------------------------------------------
+
+
+def _upload(client: TestClient, name: str, text: str, **headers: str) -> str:
+    """Upload one file; the id of its document once the job has ingested it."""
+    r = client.post("/v1/documents", headers=headers, files=[("files", (name, text.encode()))])
+    assert r.status_code == 202, r.text
+    job_id = r.json()["id"]
+    deadline = time.monotonic() + 60
+    while not (job := client.get(f"/v1/jobs/{job_id}", headers=headers).json())["done"]:
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
+    assert job["state"] == "succeeded" and job["result"]["added"] == 1, job
+    state = client.app.state.rl  # type: ignore[attr-defined]
+    [doc] = [d for d in state.runtime.catalog.list_documents(limit=1000) if d.title == name]
+    return str(doc.id)
+
+
+def _cli_document(client: TestClient) -> str:
+    """A document ingested from the command line (the fixture's corpus)."""
+    state = client.app.state.rl  # type: ignore[attr-defined]
+    return next(d.id for d in state.runtime.catalog.list_documents() if d.title == "Scurvy")
+
+
+def test_a_key_deletes_only_what_it_uploaded(make_client: ClientFactory) -> None:
+    client = make_client(api_keys="ka,kb", admin_token="t")
+    ka, kb, admin = {"X-API-Key": "ka"}, {"X-API-Key": "kb"}, {"Authorization": "Bearer t"}
+    doc = _upload(client, "snakes.md", "# snakes.md\n\nA python snake.\n", **ka)
+    unknown = client.delete("/v1/documents/f-nosuchdocument", headers=kb)
+    theirs = client.delete(f"/v1/documents/{doc}", headers=kb)
+    # Not found, in the same words as a document that does not exist.
+    assert unknown.status_code == theirs.status_code == 404
+    assert message_of(theirs) == message_of(unknown).replace("f-nosuchdocument", doc)
+    catalog = client.app.state.rl.runtime.catalog  # type: ignore[attr-defined]
+    assert catalog.get_document(doc) is not None
+    # Documents ingested from the command line are the operator's: the admin token only.
+    cli = _cli_document(client)
+    assert client.delete(f"/v1/documents/{cli}", headers=ka).status_code == 404
+    assert catalog.get_document(cli) is not None
+    assert client.delete(f"/v1/documents/{doc}", headers=ka).status_code == 200
+    assert client.delete(f"/v1/documents/{cli}", headers=admin).status_code == 200
+    again = _upload(client, "snakes.md", "# snakes.md\n\nA python snake.\n", **kb)
+    assert client.delete(f"/v1/documents/{again}", headers=admin).status_code == 200
+    assert catalog.get_document(cli) is None and catalog.get_document(again) is None
+
+
+def test_open_writes_delete_only_anonymous_uploads(client: TestClient) -> None:
+    doc = _upload(client, "snakes.md", "# snakes.md\n\nA python snake.\n", **WRITER)
+    assert client.delete(f"/v1/documents/{_cli_document(client)}").status_code == 404
+    assert client.delete(f"/v1/documents/{doc}").status_code == 200
+
+
+# ---- citations never carry a server path ------------------------------------------------------
+
+
+def test_uploaded_sources_are_relative_to_the_uploads_root(make_client: ClientFactory) -> None:
+    client = make_client(api_keys="ka")
+    ka = {"X-API-Key": "ka"}
+    doc = _upload(client, "snakes.md", "# snakes.md\n\nA python snake python snake.\n", **ka)
+    state = client.app.state.rl  # type: ignore[attr-defined]
+    assert state.runtime.catalog.get_document(doc).source == "env-0/snakes.md"
+    data_dir = str(state.settings.data_dir)
+    question = {"question": "python snake", "k": 10}
+    answers = [
+        client.post("/v1/query", json=question, headers=ka),
+        client.post("/api/answer", json=question | {"api_key": "ka"}),
+        client.post("/api/search", json=question | {"api_key": "ka"}),
+        client.post("/stream", json=question | {"api_key": "ka"}),
+        client.post(
+            "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "python snake"}]},
+            headers=ka,
+        ),
+        client.get("/v1/documents", headers=ka),
+    ]
+    for r in answers:
+        assert r.status_code == 200, r.text
+        assert "env-0/snakes.md" in r.text and data_dir not in r.text, r.request.url
+    # A document ingested from the command line keeps the path the operator gave.
+    cli = state.runtime.catalog.get_document(_cli_document(client))
+    assert Path(cli.source).is_absolute() and cli.source.endswith("scurvy.md")

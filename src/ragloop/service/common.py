@@ -223,16 +223,17 @@ def resolve_conversation(
 ) -> tuple[str, list[Turn]]:
     """The conversation id and its prior turns.
 
-    A known ``conversation_id`` continues that conversation: its turns come from the query log
-    and ``history`` is ignored (as in DocsGPT). No id, or one not seen before, starts a new
-    conversation whose history is the given one.
+    A known ``conversation_id`` of the caller's continues that conversation: its turns come
+    from the query log and ``history`` is ignored (as in DocsGPT). No id, or one not seen
+    before, starts a new conversation whose history is the given one; so does another client's
+    id, under a new id (``Conversations.resume``).
     """
     if raw_id is None or raw_id == "" or raw_id == "None":
         return Conversations.new_id(), history
     if not isinstance(raw_id, str):
         raise InvalidInputError("conversation_id must be a string")
     cid = Conversations.check_id(raw_id)
-    stored = Conversations(state.querylog.engine).turns(cid, client, last=MAX_HISTORY_TURNS)
+    cid, stored = Conversations(state.querylog.engine).resume(cid, client, MAX_HISTORY_TURNS)
     return cid, stored or history
 
 

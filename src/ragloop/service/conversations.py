@@ -2,8 +2,10 @@
 
 DocsGPT-style clients continue a conversation by its id and rate an answer by its position in
 the conversation (``question_index``). Both are answered from the ``queries`` table: the N-th
-query of a conversation (0-based, by ``created_at``) is question N. When API keys are in use a
-conversation belongs to the key that started it, so one client cannot read or rate another's.
+query of a conversation (0-based, by ``created_at``) is question N. A conversation belongs to
+the client that started it (its API key, or anonymous callers as one client while no key is in
+use): another client, anonymous or keyed, finds no such conversation, so it can neither read
+nor rate it, and continuing that id gives it a conversation of its own under a new id.
 """
 
 from __future__ import annotations
@@ -41,8 +43,29 @@ class Conversations:
             )
         return cid
 
-    def turns(self, conversation_id: str, client: str | None = None, last: int = 20) -> list[Turn]:
-        """The conversation's last ``last`` exchanges, oldest first; empty for an unknown id."""
+    def resume(
+        self, conversation_id: str, client: str | None, last: int = 20
+    ) -> tuple[str, list[Turn]]:
+        """The id to continue under and the caller's last ``last`` turns of it, oldest first.
+
+        The caller's own conversation keeps its id; an id never seen is kept too (a new
+        conversation the client named); an id that belongs to another client is not found for
+        this one, which gets a fresh id and no turns, so the two never share a conversation.
+        """
+        turns = self.turns(conversation_id, client, last)
+        if turns or not self._exists(conversation_id):
+            return conversation_id, turns
+        return self.new_id(), []
+
+    def _exists(self, conversation_id: str) -> bool:
+        """True when any client's query carries this conversation id."""
+        stmt = select(t.queries.c.id).where(t.queries.c.conversation_id == conversation_id)
+        with self.engine.connect() as conn:
+            return conn.execute(stmt.limit(1)).first() is not None
+
+    def turns(self, conversation_id: str, client: str | None, last: int = 20) -> list[Turn]:
+        """The last ``last`` exchanges of ``client``'s conversation, oldest first; empty for an
+        unknown id or another client's (``client`` None: anonymous callers)."""
         stmt = (
             select(t.queries.c.question, t.queries.c.answer)
             .where(*self._scope(conversation_id, client))
@@ -53,8 +76,9 @@ class Conversations:
             rows = conn.execute(stmt).all()
         return [Turn(question=q, answer=a or "") for q, a in reversed(rows)]
 
-    def query_id_at(self, conversation_id: str, index: int, client: str | None = None) -> str:
-        """The id of question ``index`` (0-based) of a conversation; NotFoundError if absent."""
+    def query_id_at(self, conversation_id: str, index: int, client: str | None) -> str:
+        """The id of question ``index`` (0-based) of ``client``'s conversation; NotFoundError
+        if absent or another client's."""
         if index < 0:
             raise InvalidInputError(f"question_index must be 0 or more, got {index}")
         stmt = (
@@ -75,7 +99,7 @@ class Conversations:
 
     @staticmethod
     def _scope(conversation_id: str, client: str | None) -> list[ColumnElement[bool]]:
-        cond = [t.queries.c.conversation_id == conversation_id]
-        if client is not None:
-            cond.append(t.queries.c.client == client)
-        return cond
+        """The conversation's queries asked by ``client``; None is the anonymous client, whose
+        queries have no client, never "any client"."""
+        who = t.queries.c.client.is_(None) if client is None else t.queries.c.client == client
+        return [t.queries.c.conversation_id == conversation_id, who]

@@ -5,8 +5,14 @@ job row.
 Uploads live under ``<data_dir>/uploads/<client>/<name>``: ``<client>`` is the uploader's API
 key id, ``admin`` for the admin token, or ``anonymous`` while writes are open and no key is in
 use. A document's id is a hash of that path, so a client re-uploading a name replaces its own
-document and never another client's. A request streams its files into a private folder under
-``uploads/.staging`` first; a refused upload leaves nothing there.
+document and never another client's. Its ``source`` (what citations show) is that path relative
+to the uploads root, ``<client>/<name>``: no answer names where the server keeps files. A
+request streams its files into a private folder under ``uploads/.staging`` first; a refused
+upload leaves nothing there.
+
+Deletes are scoped the same way: a client deletes only documents it uploaded, the admin token
+any document (documents ingested from the command line only with it); to anyone else a document
+is not found, so the API does not say which documents exist.
 
 A job records its files, client folder and staging folder. At start-up the process that owns
 the data dir resumes every upload job a dead process left queued or running: files still in
@@ -32,6 +38,7 @@ from typing import Any, TypeGuard
 from ragloop.core.errors import (
     ConflictError,
     InvalidInputError,
+    NotFoundError,
     PayloadTooLargeError,
     UnsupportedFormatError,
 )
@@ -45,6 +52,8 @@ from ragloop.ingest.pipeline import Ingestor, delete_documents
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 #: The uploads folder of writers with no identity (open writes, no key in use).
 ANONYMOUS = "anonymous"
+#: The writer ``check_writer`` names for the admin token: it may delete any document.
+ADMIN = "admin"
 #: The job message of an upload job that cannot be resumed.
 STOPPED = "the server stopped before this job finished; upload its files again"
 
@@ -162,7 +171,7 @@ class IngestRunner:
                     self.lock.acquire()
                 try:
                     paths, lost = self._move(staged, self.root / folder, names)
-                    report = Ingestor(self.rt, progress).ingest(paths)
+                    report = Ingestor(self.rt, progress, source_root=self.root).ingest(paths)
                 finally:
                     if self.lock is not None:
                         self.lock.release()
@@ -287,6 +296,24 @@ class IngestRunner:
                 entry.unlink(missing_ok=True)
             removed += 1
         return removed
+
+    def uploader_of(self, path: str) -> str | None:
+        """The uploads folder (``<client>``) holding a document's file; None for a document
+        that was not uploaded (ingested from the command line, or from another source)."""
+        file = Path(path)
+        if not file.is_absolute() or not file.is_relative_to(self.root):
+            return None
+        parts = file.relative_to(self.root).parts
+        return parts[0] if len(parts) == 2 and _is_name(parts[0]) else None
+
+    def delete_as(self, client: str | None, document_id: str) -> int:
+        """``delete`` for a writer: the admin token may delete any document, any other writer
+        (a key, or anonymous while writes are open) only the ones it uploaded. Another's
+        document is a NotFoundError worded as an unknown one."""
+        doc = self.rt.catalog.get_document(document_id)
+        if doc is None or (client != ADMIN and self.uploader_of(doc.path) != client_folder(client)):
+            raise NotFoundError(f"unknown document {document_id!r}")
+        return self.delete(document_id)
 
     def delete(self, document_id: str) -> int:
         """Delete a document (chunks and vectors, and its uploaded file) between ingest jobs."""

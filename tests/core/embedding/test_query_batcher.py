@@ -11,7 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ragloop.core.embedding.query_batcher import QueryBatcher
+from ragloop.core.embedding.query_batcher import (
+    BULK_SLICE_TEXTS,
+    BULK_SLICE_TOKENS,
+    QueryBatcher,
+    token_slices,
+)
 from ragloop.core.retriever import search
 from ragloop.core.runtime import Runtime, open_runtime
 from ragloop.core.settings import Settings
@@ -160,7 +165,7 @@ def test_bulk_work_goes_in_slices_behind_waiting_queries() -> None:
     holder.start()
     assert embed.entered.wait(10)  # a query pass is running: what follows has to queue
     worker = threading.Thread(
-        target=lambda: bulk.setdefault("v", batcher.embed_bulk(bulk_texts, embed, slice_size=3))
+        target=lambda: bulk.setdefault("v", batcher.embed_bulk(bulk_texts, embed, max_texts=3))
     )
     worker.start()
     _wait_for(lambda: len(batcher._bulk) == 1)
@@ -178,12 +183,62 @@ def test_bulk_work_goes_in_slices_behind_waiting_queries() -> None:
     assert (batcher.bulk_passes, batcher.queries) == (4, 2)
 
 
+def test_a_query_asked_during_a_bulk_slice_runs_before_the_next_slice() -> None:
+    """The embeddings job is running (its first slice is in the embedder) when a query
+    arrives: the query is the next pass, ahead of the job's remaining slices."""
+    embed = _GatedEmbed()
+    batcher = QueryBatcher(embed, max_batch=16)
+    bulk_texts = [f"q {100 + i}" for i in range(6)]
+    bulk: dict[str, np.ndarray] = {}
+    worker = threading.Thread(
+        target=lambda: bulk.setdefault("v", batcher.embed_bulk(bulk_texts, embed, max_texts=2))
+    )
+    worker.start()
+    assert embed.entered.wait(10)  # the job's first slice is being encoded
+    answers: dict[str, float] = {}
+    asker = threading.Thread(
+        target=lambda: answers.setdefault("q", float(batcher.embed_query("q 7")[0]))
+    )
+    asker.start()
+    _wait_for(lambda: len(batcher._pending) == 1)
+    embed.gate.set()
+    for t in (worker, asker):
+        t.join(10)
+        assert not t.is_alive()
+    assert embed.batches == [["q 100", "q 101"], ["q 7"], ["q 102", "q 103"], ["q 104", "q 105"]]
+    assert answers == {"q": 7.0}
+    assert [float(x) for x in bulk["v"][:, 0]] == [100.0 + i for i in range(6)]
+
+
+def test_bulk_slices_are_sized_by_tokens() -> None:
+    """Long texts go a few to a slice, short ones up to the text cap; every text once."""
+    lengths = [256] * 5 + [10] * 100 + [600]
+    slices = token_slices(lengths, BULK_SLICE_TOKENS, BULK_SLICE_TEXTS)
+    assert sorted(i for s in slices for i in s) == list(range(len(lengths)))
+    for s in slices:
+        padded = len(s) * max(lengths[i] for i in s)
+        assert len(s) <= BULK_SLICE_TEXTS and (padded <= BULK_SLICE_TOKENS or len(s) == 1)
+    assert [len(s) for s in slices] == [32, 32, 32, 4, 2, 2, 1, 1]
+    assert slices[-1] == [105]  # over the budget alone: a slice of its own
+
+
+def test_embed_bulk_cuts_by_the_token_lengths_it_is_given() -> None:
+    embed = _GatedEmbed()
+    embed.gate.set()
+    batcher = QueryBatcher(embed, max_batch=16)
+    texts = [f"q {i}" for i in range(6)]
+    rows = batcher.embed_bulk(texts, embed, [200, 10, 200, 10, 10, 300], max_tokens=400)
+    assert embed.batches == [["q 1", "q 3", "q 4"], ["q 0", "q 2"], ["q 5"]]
+    assert [float(x) for x in rows[:, 0]] == [float(i) for i in range(6)]
+    assert batcher.bulk_passes == 3
+
+
 def test_a_failing_bulk_slice_fails_its_request_only() -> None:
     embed = _GatedEmbed(fail_on="q 5")
     embed.gate.set()
     batcher = QueryBatcher(embed, max_batch=16)
     try:
-        batcher.embed_bulk([f"q {i}" for i in range(8)], embed, slice_size=4)
+        batcher.embed_bulk([f"q {i}" for i in range(8)], embed, max_texts=4)
     except RuntimeError as exc:
         assert "q 5" in str(exc)
     else:

@@ -17,8 +17,9 @@ Two guarantees keep one request from hurting another:
   split in halves and each half encoded again, down to single queries, so only the query the
   embedder cannot encode gets the error (one bad query among 16 costs about 8 extra passes).
 - **Bulk work waits behind queries.** ``embed_bulk`` (``/v1/embeddings``: up to 2,048 long
-  inputs) goes through the same passes in slices of ``BULK_SLICE`` texts, and a pass takes the
-  waiting queries first; so a query waits for at most one slice, not for the whole request.
+  inputs) goes through the same passes in slices sized by tokens (at most ``BULK_SLICE_TOKENS``
+  padded tokens and ``BULK_SLICE_TEXTS`` texts), and a pass takes the waiting queries first;
+  so a query waits for at most one slice (tens of milliseconds), not for the whole request.
 """
 
 from __future__ import annotations
@@ -29,13 +30,37 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from ragloop.core.embedding.base import sorted_batches
-
 EmbedFn = Callable[[Sequence[str]], np.ndarray]
 
-#: Texts in one pass of bulk work: small enough that a query behind it waits little (8 inputs
-#: of 256 tokens are about a quarter of a second on two cores), large enough to batch well.
-BULK_SLICE = 8
+#: Padded tokens (texts x longest text) in one pass of bulk work. On a CPU a forward pass costs
+#: about the same per token at any batch size past a few texts, so small slices lose little
+#: throughput, and a query behind one waits little: two inputs of 256 tokens are about 25 ms
+#: of MiniLM on two idle cores.
+BULK_SLICE_TOKENS = 512
+#: Most texts in one bulk slice, however short they are.
+BULK_SLICE_TEXTS = 32
+#: Characters per token, to size slices when the caller has no token counts.
+CHARS_PER_TOKEN = 4
+
+
+def token_slices(lengths: Sequence[int], max_tokens: int, max_texts: int) -> list[list[int]]:
+    """Indices ``0..len(lengths)-1`` shortest first, cut into slices whose padded size
+    (texts x longest length) is at most ``max_tokens`` and that hold at most ``max_texts``
+    texts; a text longer than ``max_tokens`` is a slice of its own."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)  # stable: same input, same cut
+    slices: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        # Sorted ascending: the text being added is the longest of the slice so far.
+        if current and (
+            len(current) >= max_texts or (len(current) + 1) * max(1, lengths[i]) > max_tokens
+        ):
+            slices.append(current)
+            current = []
+        current.append(i)
+    if current:
+        slices.append(current)
+    return slices
 
 
 class _Ticket:
@@ -86,18 +111,31 @@ class QueryBatcher:
         return ticket.vectors[0]
 
     def embed_bulk(
-        self, texts: Sequence[str], embed: EmbedFn, slice_size: int = BULK_SLICE
+        self,
+        texts: Sequence[str],
+        embed: EmbedFn,
+        lengths: Sequence[int] | None = None,
+        *,
+        max_tokens: int = BULK_SLICE_TOKENS,
+        max_texts: int = BULK_SLICE_TEXTS,
     ) -> np.ndarray:
-        """Embed many texts with ``embed`` in length-sorted slices of ``slice_size``, one pass
-        each, taken only when no query is waiting; rows come back in input order.
+        """Embed many texts with ``embed`` in length-sorted slices, one pass each, taken only
+        when no query is waiting; rows come back in input order.
 
+        ``lengths`` are the texts' sizes in tokens as the model reads them (special tokens
+        included, capped at its longest input); without them they are estimated from the
+        characters. A slice holds at most ``max_tokens`` padded tokens and ``max_texts`` texts.
         ``embed`` may differ from the query side (document-side vectors). Raises what the
         embedder raised for a slice; queries are never affected.
         """
         if not texts:
             return np.asarray(embed([]))
+        if lengths is None:
+            lengths = [len(t) // CHARS_PER_TOKEN + 1 for t in texts]
+        elif len(lengths) != len(texts):
+            raise ValueError(f"{len(lengths)} lengths for {len(texts)} texts")
         out: np.ndarray | None = None
-        for idx in sorted_batches([len(t) for t in texts], max(1, slice_size)):
+        for idx in token_slices(lengths, max_tokens, max(1, max_texts)):
             piece = [texts[i] for i in idx]
             if self.max_batch == 1:
                 rows = np.asarray(embed(piece))

@@ -26,7 +26,7 @@ class WriterLock:
     def acquire(self) -> None:
         """Take the lock or raise ConflictError naming the holder."""
         make_private_dir(self.path.parent)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # it names the holder's pid
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

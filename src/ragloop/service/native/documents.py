@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFi
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from ragloop.core.errors import NotFoundError
 from ragloop.service.auth import check_writer, require_client, require_writer
 from ragloop.service.common import job_out, stage_uploads
 from ragloop.service.schemas import DeletedOut, DocumentList, DocumentOut, ErrorOut, JobOut
@@ -109,9 +108,14 @@ async def list_documents(
     dependencies=WRITE,
 )
 async def delete_document(document_id: str, request: Request) -> DeletedOut:
-    """Delete a document with its chunks and vectors."""
+    """Delete a document with its chunks and vectors.
+
+    The admin token may delete any document; a client key (or, with open writes, an anonymous
+    writer) only the documents it uploaded. Any other document is a 404, as an unknown one is.
+    """
     state = get_state(request)
-    if state.runtime.catalog.get_document(document_id) is None:
-        raise NotFoundError(f"unknown document {document_id!r}")
-    removed = await run_in_threadpool(state.ingest.delete, document_id)
+    # Set by the write check (or by the console, which acts with the admin token's rights);
+    # a caller that did not set it has the least rights.
+    client: str | None = getattr(request.state, "client", None)
+    removed = await run_in_threadpool(state.ingest.delete_as, client, document_id)
     return DeletedOut(id=document_id, deleted=True, chunks_deleted=removed)

@@ -89,23 +89,27 @@ def embed(state: AppState, body: EmbeddingsBody) -> dict[str, Any]:
         return embedder.embed(batch, is_query=is_query)
 
     # One request may hold 2,048 long inputs (a minute of CPU): it goes through the query
-    # batcher in small slices that wait behind waiting queries, so queries keep their latency.
+    # batcher in slices of a few hundred tokens that wait behind waiting queries, so a query
+    # waits for one slice at most. The token counts size the slices and the usage.
+    counts = embedder.count_tokens(texts)
+    cap = embedder.max_seq_length
+    lengths = [min(n + embedder.special_tokens, cap) for n in counts]
     batcher = index.batcher or QueryBatcher(encode, max_batch=1)
-    vectors = batcher.embed_bulk(texts, encode)
+    vectors = batcher.embed_bulk(texts, encode, lengths)
     if body.dimensions is not None and body.dimensions < embedder.dimension:
         # Matryoshka-style: keep the leading dimensions and re-normalise.
         vectors = vectors[:, : body.dimensions]
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         vectors = vectors / np.where(norms == 0, 1.0, norms)
     vectors = vectors.astype("<f4", copy=False)
-    tokens = sum(embedder.count_tokens(texts))
+    tokens = sum(counts)
     data = [
         {
             "object": "embedding",
             "index": i,
             "embedding": base64.b64encode(v.tobytes()).decode("ascii")
             if body.encoding_format == "base64"
-            else [float(x) for x in v],
+            else v.tolist(),
         }
         for i, v in enumerate(vectors)
     ]
@@ -123,6 +127,13 @@ def embed(state: AppState, body: EmbeddingsBody) -> dict[str, Any]:
     }
 
 
+def embed_response(state: AppState, body: EmbeddingsBody) -> JSONResponse:
+    """``embed`` rendered as a response in the calling worker thread: the JSON of 2,048
+    vectors takes a few hundred milliseconds to write, which must not hold the event loop
+    (every other request waits on it)."""
+    return JSONResponse(embed(state, body))
+
+
 @router.post("/v1/embeddings")
 async def embeddings(request: Request) -> JSONResponse:
     """Embeddings in OpenAI's format; ``model`` in the response is the active model version."""
@@ -132,6 +143,6 @@ async def embeddings(request: Request) -> JSONResponse:
         raw = await read_json(request)
         check_size(raw.get("input"))
         body = validate_body(EmbeddingsBody, raw)
-        return JSONResponse(await run_in_threadpool(embed, state, body))
+        return await run_in_threadpool(embed_response, state, body)
     except RagloopError as exc:
         return error_response(exc)
