@@ -11,6 +11,9 @@ from ragloop.core.runtime import Runtime, open_runtime
 from ragloop.core.settings import Settings
 from tests.fakes import DEFAULT_VOCAB, KeywordEmbedder, fake_registry
 
+# A real PostgreSQL server: pg_server, pg_url, pg_empty_url, catalog_url, empty_catalog_url.
+pytest_plugins = ("tests.pg_server",)
+
 
 @pytest.fixture(autouse=True)
 def _no_ragloop_env(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,6 +45,23 @@ def fake_settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def fake_runtime(fake_settings: Settings, fake_embedder: KeywordEmbedder) -> Iterator[Runtime]:
     rt = open_runtime(fake_settings, registry=fake_registry(fake_embedder))
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def fake_runtime_any(
+    tmp_path: Path, catalog_url: str, fake_embedder: KeywordEmbedder
+) -> Iterator[Runtime]:
+    """``fake_runtime`` once with a SQLite catalog and once with a PostgreSQL one."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        embedder="fake-keyword",
+        chunk_tokens=24,
+        chunk_overlap=4,
+        catalog_url=catalog_url,
+    )
+    rt = open_runtime(settings, registry=fake_registry(fake_embedder))
     yield rt
     rt.close()
 

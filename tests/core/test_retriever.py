@@ -67,8 +67,9 @@ def test_dense_mode_scores_cosines_and_no_lexical_side(
 
 
 def test_lexical_mode_ranks_by_bm25_with_exact_cosines(
-    tmp_path: Path, fake_runtime: Runtime
+    tmp_path: Path, fake_runtime_any: Runtime
 ) -> None:
+    fake_runtime = fake_runtime_any  # SQLite, then PostgreSQL
     doc = _ingest(fake_runtime, tmp_path)
     hits = _search(fake_runtime, "whale kraken", mode="lexical")
     assert [doc[h.chunk.id] for h in hits] == ["d2", "d4"]  # only chunks with a term
@@ -80,8 +81,9 @@ def test_lexical_mode_ranks_by_bm25_with_exact_cosines(
 
 
 def test_hybrid_is_the_default_and_uses_the_active_versions_recipe(
-    tmp_path: Path, fake_runtime: Runtime
+    tmp_path: Path, fake_runtime_any: Runtime
 ) -> None:
+    fake_runtime = fake_runtime_any  # SQLite, then PostgreSQL: hybrid on both
     doc = _ingest(fake_runtime, tmp_path)
     index = fake_runtime.active_index()
     assert index.retrieval == "hybrid" and index.fusion == FusionRecipe()
@@ -106,7 +108,8 @@ def test_hybrid_is_the_default_and_uses_the_active_versions_recipe(
     )
 
 
-def test_filters_apply_to_both_sides(tmp_path: Path, fake_runtime: Runtime) -> None:
+def test_filters_apply_to_both_sides(tmp_path: Path, fake_runtime_any: Runtime) -> None:
+    fake_runtime = fake_runtime_any
     doc = _ingest(fake_runtime, tmp_path)
     d4 = next(c for c, name in doc.items() if name == "d4")
     d4_doc = fake_runtime.catalog.get_chunks([d4])[d4].document_id

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
@@ -12,8 +12,10 @@ from ragloop.service.apikeys import ApiKeys
 
 
 @pytest.fixture
-def catalog(tmp_path: Path) -> Catalog:
-    return Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
+def catalog(catalog_url: str) -> Iterator[Catalog]:  # SQLite, then PostgreSQL
+    cat = Catalog.open(catalog_url)
+    yield cat
+    cat.close()
 
 
 def test_own_changes_apply_at_once(catalog: Catalog) -> None:

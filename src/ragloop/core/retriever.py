@@ -69,8 +69,8 @@ def search(
     lexical = catalog.lexical
     if mode != "dense" and lexical is None:
         if mode == "lexical":
-            raise ConfigError("this catalog has no lexical index (PostgreSQL); use dense")
-        log.warning("no lexical index in this catalog (PostgreSQL): hybrid runs as dense")
+            raise ConfigError("this catalog has no lexical index; use dense")
+        log.warning("no lexical index in this catalog: hybrid runs as dense")
         mode = "dense"
     if vector is None:
         vector = index.query_vector(query)

@@ -1,13 +1,16 @@
-from dataclasses import replace
+"""The catalog's documents, chunks, journal, versions and meta, on SQLite and PostgreSQL."""
+
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select
 
-from ragloop.core.errors import ConfigError, NotFoundError
+from ragloop.core.errors import ConfigError, NotFoundError, StoreError
 from ragloop.core.records import ChunkRecord, DocumentRecord, ModelVersion
 from ragloop.core.storage import schema
-from ragloop.core.storage.catalog import Catalog
+from ragloop.core.storage.catalog import Catalog, display_url, normalize_url
 from ragloop.core.storage.querylog import QueryLog
 
 
@@ -20,13 +23,17 @@ def _chunk(cid: str, doc_id: str, seq: int = 0) -> ChunkRecord:
 
 
 @pytest.fixture
-def catalog(tmp_path: Path) -> Catalog:
-    return Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
+def catalog(catalog_url: str) -> Iterator[Catalog]:
+    cat = Catalog.open(catalog_url)
+    yield cat
+    cat.close()
 
 
-def test_wal_mode(catalog: Catalog) -> None:
+def test_sqlite_is_in_wal_mode(tmp_path: Path) -> None:
+    catalog = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
     with catalog.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    catalog.close()
 
 
 def test_save_replaces_exactly_a_documents_chunks(catalog: Catalog) -> None:
@@ -92,47 +99,6 @@ def test_instance_id_is_stable(catalog: Catalog) -> None:
     assert len(catalog.instance_id()) == 8
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
-    cat = Catalog.open(url)
-    with cat.engine.begin() as conn:
-        conn.execute(update(schema.meta).values(value=str(schema.SCHEMA_VERSION + 1)))
-    cat.close()
-    with pytest.raises(ConfigError, match="newer"):
-        Catalog.open(url)
-
-
-def test_schema_3_catalog_gains_raw_question_and_keeps_its_queries(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'c.sqlite'}"
-    cat = Catalog.open(url)
-    with cat.engine.begin() as conn:  # make it a schema 3 catalog with one logged query
-        conn.exec_driver_sql("ALTER TABLE queries DROP COLUMN raw_question")
-        conn.execute(update(schema.meta).values(value="3"))
-        conn.exec_driver_sql(
-            "INSERT INTO queries (id, created_at, question, k, filters, model_version, "
-            "generator, answer, retrieved, miss, miss_reasons, latency_ms) VALUES "
-            "('q1', 1.0, 'What is scurvy?', 5, '{}', 'base', 'extractive', 'A disease.', "
-            "'[]', 1, '[\"low_score\"]', 3.5)"
-        )
-    cat.close()
-    assert schema.SCHEMA_VERSION == 4
-    cat = Catalog.open(url)
-    assert cat.get_meta("schema_version") == "4"
-    rec = QueryLog(cat.engine).get("q1")
-    assert (rec.question, rec.raw_question, rec.miss_reasons) == (
-        "What is scurvy?",
-        None,
-        ["low_score"],
-    )
-    QueryLog(cat.engine).log(replace(rec, id="q2", question="Why (scurvy)?", raw_question="Why?"))
-    cat.close()
-    again = Catalog.open(url)  # opening an upgraded catalog changes nothing
-    assert QueryLog(again.engine).get("q2").raw_question == "Why?"
-    with again.engine.connect() as conn:
-        assert schema.add_columns(conn, 3) == []
-    again.close()
-
-
 def test_chunks_for_hits_joins_each_chunk_to_its_document(catalog: Catalog) -> None:
     d1 = DocumentRecord("d1", "/x/a.txt", "upload:a.txt", "Doc One", "text", "h1", 10, 0)
     catalog.save_documents(
@@ -147,3 +113,108 @@ def test_chunks_for_hits_joins_each_chunk_to_its_document(catalog: Catalog) -> N
     assert got["z"][1:] == ("T", "/x/a.txt")
     # more ids than one statement may bind
     assert catalog.chunks_for_hits(["a"] * 1200) == {"a": catalog.chunks_for_hits(["a"])["a"]}
+
+
+def test_documents_under_takes_like_wildcards_literally(catalog: Catalog) -> None:
+    catalog.save_documents(
+        [(_doc("1", "/data/my_docs/a.md"), []), (_doc("2", "/data/myXdocs/b.md"), [])], "coll"
+    )
+    assert set(catalog.documents_under("/data/my_docs")) == {"1"}
+    assert set(catalog.documents_under("/data/my%")) == set()
+
+
+def test_meta_and_the_active_pointer_are_upserts(catalog: Catalog) -> None:
+    catalog.set_meta("chunker:base", "a")
+    catalog.set_meta("chunker:base", "b")
+    assert catalog.get_meta("chunker:base") == "b" and catalog.get_meta("nope") is None
+    catalog.add_version(ModelVersion("base", "m", None, 4, 16, "c-base", "candidate", 1.0))
+    catalog.set_active("base")
+    catalog.set_active("base")
+    with catalog.engine.connect() as conn:
+        assert conn.execute(select(schema.active_pointer.c.id)).scalars().all() == [1]
+
+
+def test_journaling_an_id_twice_keeps_one_entry(catalog: Catalog) -> None:
+    catalog.journal_vectors("coll", ["a", "b", "a"])
+    catalog.journal_vectors("coll", ["b", "c"])
+    catalog.journal_vectors("other", ["a"])
+    pending = catalog.journal_pending()
+    assert sorted(pending["coll"]) == ["a", "b", "c"] and pending["other"] == ["a"]
+    catalog.journal_vectors("coll", [f"x{i}" for i in range(1200)])  # over one statement's batch
+    assert len(catalog.journal_pending()["coll"]) == 1203
+
+
+def test_concurrent_first_calls_agree_on_the_instance_id(catalog_url: str) -> None:
+    catalogs = [Catalog.open(catalog_url) for _ in range(3)]
+    ids: list[str] = []
+    threads = [threading.Thread(target=lambda c=c: ids.append(c.instance_id())) for c in catalogs]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(ids) == 3 and len(set(ids)) == 1
+    for c in catalogs:
+        c.close()
+
+
+def test_values_sqlite_takes_are_taken_everywhere(catalog: Catalog) -> None:
+    # PostgreSQL would refuse a NUL character, a value longer than a declared VARCHAR length,
+    # or a size above 2**31; SQLite takes all three, so the catalog makes PostgreSQL take them.
+    long_id = "d" * 300
+    doc = DocumentRecord(long_id, "/x/big.bin", "big", "T\x00itle", "text", "h", 5 * 2**30, 0)
+    catalog.save_documents([(doc, [_chunk("a", long_id)])], "c" * 200)
+    got = catalog.get_document(long_id)
+    assert got is not None and got.size_bytes == 5 * 2**30
+    assert got.title == ("T\ufffditle" if catalog.dialect == "postgresql" else "T\x00itle")
+    log = QueryLog(catalog.engine)
+    question = "Warum " * 1000  # a pair's question beyond what a B-tree entry holds
+    assert log.add_pair(question, "a", "import", None)
+    assert not log.add_pair(question, "a", "import", None)
+    assert log.pairs()[0]["question"] == question
+
+
+def test_a_url_is_shown_without_its_password() -> None:
+    url = "postgresql+psycopg://ragloop:s3cret@db.example:5432/ragloop"
+    assert display_url(url) == "postgresql+psycopg://ragloop:***@db.example:5432/ragloop"
+    assert normalize_url("postgres://u@h/d") == "postgresql+psycopg://u@h/d"
+    assert normalize_url("postgresql://u@h/d") == "postgresql+psycopg://u@h/d"
+    assert normalize_url("sqlite:///x.db") == "sqlite:///x.db"
+    with pytest.raises(ConfigError, match="not a database URL"):
+        Catalog.open("nonsense")
+
+
+def test_an_unreachable_server_is_a_store_error_without_the_password() -> None:
+    with pytest.raises(StoreError, match=r"cannot open catalog .*:\*\*\*@") as info:
+        Catalog.open("postgresql://ragloop:s3cret@127.0.0.1:9/ragloop?connect_timeout=1")
+    assert "s3cret" not in str(info.value)
+
+
+def test_writers_replacing_one_document_at_once_take_turns(catalog_url: str) -> None:
+    # Two processes (hosts, with PostgreSQL) re-ingest the same document concurrently: each
+    # transaction reads the chunk set the other committed, so neither fails and the result is
+    # exactly one writer's chunks.
+    catalogs = [Catalog.open(catalog_url) for _ in range(4)]
+    catalogs[0].save_documents([(_doc("d1"), [_chunk("base", "d1")])], "coll")
+    errors: list[BaseException] = []
+
+    def write(n: int) -> None:
+        try:
+            for round_ in range(5):
+                chunks = [_chunk(f"w{n}-{round_}-{i}", "d1", i) for i in range(3)]
+                catalogs[n].save_documents([(_doc("d1", digest=f"w{n}"), chunks)], "coll")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors
+    doc = catalogs[0].get_document("d1")
+    assert doc is not None
+    ids = [c.id for c in catalogs[0].chunks_of("d1")]
+    assert ids == [f"{doc.content_hash}-4-{i}" for i in range(3)]
+    assert catalogs[0].counts()["chunks"] == 3
+    for c in catalogs:
+        c.close()

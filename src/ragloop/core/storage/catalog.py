@@ -1,7 +1,9 @@
 """The catalog: documents, chunks, model versions and the active pointer, in SQL.
 
-SQLite in WAL mode by default (readers never block the writer), through SQLAlchemy Core so a
-PostgreSQL URL works later. Every multi-row change is one transaction.
+SQLite in WAL mode by default (readers never block the writer), or PostgreSQL
+(``postgresql+psycopg://``, the ``postgres`` extra), through SQLAlchemy Core: the same
+statements run on both, upserts use each dialect's ``ON CONFLICT``. Every multi-row change is
+one transaction. Opening a catalog applies its missing schema steps (``migrations.py``).
 """
 
 from __future__ import annotations
@@ -9,18 +11,34 @@ from __future__ import annotations
 import os
 import time
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import (
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    make_url,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from ragloop.core.errors import ConfigError, NotFoundError, StoreError
 from ragloop.core.records import ChunkRecord, DocumentRecord, ModelVersion
 from ragloop.core.storage import schema as t
-from ragloop.core.storage.lexical import LexicalIndex, SqliteFtsIndex, install_sqlite_fts
+from ragloop.core.storage.lexical import LexicalIndex, PostgresLexicalIndex, SqliteFtsIndex
+from ragloop.core.storage.migrations import DIALECTS, migrate
 
 # SQLite caps bound parameters per statement; chunk id lists are sliced to stay under it.
 _IN_BATCH = 500
@@ -79,15 +97,103 @@ def _make_private_file(path: Path) -> None:
         os.close(fd)
 
 
+def normalize_url(url: str) -> str:
+    """``url`` with a bare PostgreSQL scheme given ragloop's driver, psycopg 3."""
+    for bare in ("postgres://", "postgresql://"):
+        if url.startswith(bare):
+            return "postgresql+psycopg://" + url.removeprefix(bare)
+    return url
+
+
+def display_url(url: str) -> str:
+    """``url`` safe to print: its password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError as exc:
+        raise ConfigError(f"not a database URL: {url!r} ({exc})") from exc
+
+
+def _engine(url: str) -> Engine:
+    """An engine for a catalog URL: SQLite with its pragmas, PostgreSQL with a pool that
+    replaces connections the server dropped (a restart, a failover)."""
+    name = make_url(url).get_backend_name()
+    if name not in DIALECTS:
+        raise ConfigError(
+            f"unsupported catalog database {name!r}: use sqlite:///PATH or "
+            "postgresql+psycopg://USER:PASSWORD@HOST/DATABASE"
+        )
+    if name == "sqlite":
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    query = make_url(url).query
+    args: dict[str, Any] = {"application_name": "ragloop"}
+    if "connect_timeout" not in query:
+        args["connect_timeout"] = 10
+    try:
+        return create_engine(url, pool_pre_ping=True, connect_args=args)
+    except ImportError as exc:
+        raise ConfigError(
+            f"a PostgreSQL catalog needs psycopg: pip install 'ragloop[postgres]' ({exc})"
+        ) from exc
+
+
+def insert_ignoring_conflicts(
+    conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
+) -> int:
+    """Insert ``rows``, skipping those whose key (any unique index) is taken; returns how many
+    were inserted. One statement, no race with a concurrent writer (``ON CONFLICT DO
+    NOTHING`` on both dialects); the count comes from ``RETURNING`` (psycopg reports no
+    row count for an executemany)."""
+    if not rows:
+        return 0
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return len(conn.execute(stmt, list(rows)).all())
+
+
+def upsert(conn: Connection, table: Table, values: dict[str, Any], key: Sequence[str]) -> None:
+    """Insert a row or, when its ``key`` columns match one, update that row's other columns."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = dialect.insert(table).values(**values)
+    changes = {c: stmt.excluded[c] for c in values if c not in key}
+    conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=changes))
+
+
+#: The first key of the PostgreSQL advisory locks on documents; the second is one of
+#: ``_DOCUMENT_BUCKETS`` buckets of document ids (few enough locks for any transaction).
+_DOCUMENT_LOCK = 0x646F63  # "doc"
+_DOCUMENT_BUCKETS = 256
+
+
+def _lock_documents(conn: Connection, document_ids: Iterable[str]) -> None:
+    """Make writers that replace the same documents take turns, each reading the chunk set the
+    other committed. PostgreSQL: transaction locks on the buckets of these document ids (in
+    bucket order, so two writers never deadlock). SQLite: a write statement that changes
+    nothing takes the database's write lock now, before the reads (pysqlite would otherwise
+    read outside the transaction and begin it at the first change)."""
+    if conn.dialect.name == "sqlite":
+        conn.execute(delete(t.meta).where(t.meta.c.key == "", t.meta.c.value == ""))
+        return
+    buckets = sorted({zlib.crc32(d.encode()) % _DOCUMENT_BUCKETS for d in document_ids})
+    lock = text("SELECT pg_advisory_xact_lock(:k, :b)")
+    for bucket in buckets:
+        conn.execute(lock, {"k": _DOCUMENT_LOCK, "b": bucket})
+
+
 class Catalog:
     """Typed access to the catalog tables; one instance per process, shared by threads."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._lexical: LexicalIndex | None = None
 
     @classmethod
     def open(cls, url: str) -> Catalog:
-        """Open (creating if needed) the catalog at a SQLAlchemy URL and check its schema."""
+        """Open (creating if needed) the catalog at a SQLAlchemy URL and bring its schema up to
+        date. ``postgres://`` and ``postgresql://`` mean ``postgresql+psycopg://``."""
+        url = normalize_url(url)
+        shown = display_url(url)
         sqlite_file = url.startswith("sqlite:///") and url != "sqlite:///:memory:"
         database = url.removeprefix("sqlite:///").split("?")[0]
         try:
@@ -95,44 +201,31 @@ class Catalog:
                 # The catalog holds users' questions and documents: owner-only from the start.
                 make_private_dir(Path(database).parent)
                 _make_private_file(Path(database))
-            engine = create_engine(url, future=True)
-            if engine.dialect.name == "sqlite":
-                event.listen(engine, "connect", _sqlite_pragmas)
-            with engine.begin() as conn:
-                t.metadata.create_all(conn)
-                row = conn.execute(
-                    select(t.meta.c.value).where(t.meta.c.key == "schema_version")
-                ).first()
-                if row is None:
-                    conn.execute(
-                        insert(t.meta).values(key="schema_version", value=str(t.SCHEMA_VERSION))
-                    )
-                elif int(row[0]) > t.SCHEMA_VERSION:
-                    raise ConfigError(
-                        f"catalog schema {row[0]} is newer than this ragloop understands "
-                        f"({t.SCHEMA_VERSION}); upgrade ragloop"
-                    )
-                elif int(row[0]) < t.SCHEMA_VERSION:
-                    # New tables were just made by create_all; new columns are added here.
-                    t.add_columns(conn, int(row[0]))
-                    conn.execute(
-                        update(t.meta)
-                        .where(t.meta.c.key == "schema_version")
-                        .values(value=str(t.SCHEMA_VERSION))
-                    )
-            if engine.dialect.name == "sqlite":
-                install_sqlite_fts(engine)
+            engine = _engine(url)
+            migrate(engine)
+        except ConfigError as exc:
+            raise ConfigError(f"catalog {shown}: {exc.message}") from exc
         except (SQLAlchemyError, OSError) as exc:
-            raise StoreError(f"cannot open catalog {url}: {exc.__class__.__name__}: {exc}") from exc
+            raise StoreError(
+                f"cannot open catalog {shown}: {exc.__class__.__name__}: {exc}"
+            ) from exc
         return cls(engine)
 
     @property
+    def dialect(self) -> str:
+        """``sqlite`` or ``postgresql``."""
+        return self.engine.dialect.name
+
+    @property
     def lexical(self) -> LexicalIndex | None:
-        """The full-text index over the chunks (SQLite FTS5); None on a catalog that has no
-        implementation yet (PostgreSQL)."""
-        if self.engine.dialect.name != "sqlite":
-            return None
-        return SqliteFtsIndex(self.engine)
+        """The full-text index over the chunks: SQLite FTS5, or the tsvector column and GIN
+        index on PostgreSQL (``core.storage.lexical``)."""
+        if self._lexical is None:
+            if self.dialect == "postgresql":
+                self._lexical = PostgresLexicalIndex(self.engine)
+            else:
+                self._lexical = SqliteFtsIndex(self.engine)
+        return self._lexical
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -152,7 +245,8 @@ class Catalog:
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(t.documents).where(
-                    (t.documents.c.path == prefix) | t.documents.c.path.startswith(prefix + "/")
+                    (t.documents.c.path == prefix)
+                    | t.documents.c.path.startswith(prefix + "/", autoescape=True)
                 )
             ).all()
         return {r.id: _doc(r) for r in rows}
@@ -241,6 +335,7 @@ class Catalog:
         now = time.time()
         removed: list[str] = []
         with self._begin() as conn:
+            _lock_documents(conn, [doc.id for doc, _ in items])
             for doc, doc_chunks in items:
                 old = {
                     r[0]
@@ -279,6 +374,7 @@ class Catalog:
         """Delete documents and their chunks; returns (and journals) the removed chunk ids."""
         removed: list[str] = []
         with self._begin() as conn:
+            _lock_documents(conn, document_ids)
             for part in _slices(list(document_ids)):
                 removed += [
                     r[0]
@@ -344,12 +440,12 @@ class Catalog:
         """A random id made once per catalog; it prefixes collection names so two catalogs
         sharing one Chroma server never touch each other's collections."""
         with self._begin() as conn:
-            value = conn.execute(
-                select(t.meta.c.value).where(t.meta.c.key == "instance_id")
-            ).scalar_one_or_none()
-            if value is None:
-                value = uuid.uuid4().hex[:8]
-                conn.execute(insert(t.meta).values(key="instance_id", value=value))
+            query = select(t.meta.c.value).where(t.meta.c.key == "instance_id")
+            value = conn.execute(query).scalar_one_or_none()
+            if value is None:  # the first of several processes to get here wins
+                new = {"key": "instance_id", "value": uuid.uuid4().hex[:8]}
+                insert_ignoring_conflicts(conn, t.meta, [new])
+                value = conn.execute(query).scalar_one()
         return str(value)
 
     def get_meta(self, key: str) -> str | None:
@@ -361,8 +457,7 @@ class Catalog:
     def set_meta(self, key: str, value: str) -> None:
         """Set a value of the catalog's key-value table."""
         with self._begin() as conn:
-            conn.execute(delete(t.meta).where(t.meta.c.key == key))
-            conn.execute(insert(t.meta).values(key=key, value=value))
+            upsert(conn, t.meta, {"key": key, "value": value}, ["key"])
 
     # ---- model versions -------------------------------------------------------------------
 
@@ -449,13 +544,7 @@ class Catalog:
                 .where(t.model_versions.c.version == version)
                 .values(status="active")
             )
-            if (
-                conn.execute(
-                    update(t.active_pointer).values(version=version, changed_at=now)
-                ).rowcount
-                == 0
-            ):
-                conn.execute(insert(t.active_pointer).values(id=1, version=version, changed_at=now))
+            upsert(conn, t.active_pointer, {"id": 1, "version": version, "changed_at": now}, ["id"])
 
     # ---- helpers --------------------------------------------------------------------------
 
@@ -467,26 +556,9 @@ class Catalog:
 
     @staticmethod
     def _journal(conn: Connection, collection: str, chunk_ids: Sequence[str]) -> None:
-        if not chunk_ids:
-            return
-        existing: set[str] = set()
-        for part in _slices(list(chunk_ids)):
-            existing |= {
-                r[0]
-                for r in conn.execute(
-                    select(t.vector_journal.c.chunk_id).where(
-                        (t.vector_journal.c.collection == collection)
-                        & t.vector_journal.c.chunk_id.in_(part)
-                    )
-                )
-            }
-        rows = [
-            {"collection": collection, "chunk_id": c}
-            for c in dict.fromkeys(chunk_ids)
-            if c not in existing
-        ]
-        if rows:
-            conn.execute(insert(t.vector_journal), rows)
+        rows = [{"collection": collection, "chunk_id": c} for c in dict.fromkeys(chunk_ids)]
+        for i in range(0, len(rows), _IN_BATCH):
+            insert_ignoring_conflicts(conn, t.vector_journal, rows[i : i + _IN_BATCH])
 
 
 def _doc_values(d: DocumentRecord) -> dict[str, Any]:

@@ -16,10 +16,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Engine, func, insert, select, update
 from sqlalchemy.engine import Row
-from sqlalchemy.exc import IntegrityError
 
 from ragloop.core.errors import InvalidInputError, NotFoundError
 from ragloop.core.storage import schema as t
+from ragloop.core.storage.catalog import insert_ignoring_conflicts
 
 MISS_REASONS = ("low_score", "no_overlap", "weak_top", "no_answer", "negative_feedback")
 #: Pair sources that are human truth: user feedback and admin-imported judgements
@@ -161,20 +161,15 @@ class QueryLog:
 
     def add_pair(self, question: str, chunk_id: str, source: str, query_id: str | None) -> bool:
         """Store a (question, chunk) pair once; returns False when it was already there."""
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(
-                    insert(t.labelled_pairs).values(
-                        query_id=query_id,
-                        question=question,
-                        chunk_id=chunk_id,
-                        source=source,
-                        created_at=time.time(),
-                    )
-                )
-        except IntegrityError:
-            return False
-        return True
+        row = {
+            "query_id": query_id,
+            "question": question,
+            "chunk_id": chunk_id,
+            "source": source,
+            "created_at": time.time(),
+        }
+        with self.engine.begin() as conn:
+            return insert_ignoring_conflicts(conn, t.labelled_pairs, [row]) == 1
 
     def pairs(self, source: str | Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Labelled pairs, oldest first; ``source`` keeps one source (or any of several)."""
