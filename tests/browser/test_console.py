@@ -1,7 +1,9 @@
 """The web console and the chat page in headless Chromium, against a live ragloop (bundled
 model, extractive answers, sample corpus): chat with feedback, sign in, label misses from the
-inbox with the keyboard, start a retrain and watch it progress without a reload, sign out.
-Screenshots go to docs/console/ (docs/console.md shows them)."""
+inbox with the keyboard, start a retrain and watch it progress without a reload until the gate
+promotes it, read its gate report, roll back through the confirmation page, manage documents
+and keys, sign out. axe-core audits every page on the way (no serious or critical violation).
+Screenshots of every page go to docs/console/ (docs/console.md shows them)."""
 
 from __future__ import annotations
 
@@ -18,13 +20,27 @@ from ragloop.service.console.stats import NOT_ANSWERABLE
 from tests.browser.console_app import (
     ADMIN_TOKEN,
     CHROMIUM_ARGS,
+    GATE_SET,
     SCREENSHOTS,
+    axe_source,
     chromium,
     live_console,
 )
 
 pytestmark = pytest.mark.integration
-__all__ = ["chromium", "live_console"]  # fixtures
+__all__ = ["axe_source", "chromium", "live_console"]  # fixtures
+
+#: The axe impacts that fail the test.
+BLOCKING = ("serious", "critical")
+AXE_RUN = """async () => {
+  const result = await axe.run(document, { resultTypes: ["violations"] });
+  return result.violations.map((v) => ({
+    id: v.id,
+    impact: v.impact,
+    help: v.help,
+    nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ")),
+  }));
+}"""
 
 
 def _offline(route: Any) -> None:
@@ -34,8 +50,36 @@ def _offline(route: Any) -> None:
         route.abort()
 
 
-def test_console_chat_label_retrain_sign_out(
-    chromium: str, live_console: tuple[FastAPI, str], tmp_path: Path
+class Audit:
+    """axe-core run on each page visited; the findings by page."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.found: dict[str, list[dict[str, Any]]] = {}
+
+    def __call__(self, page: Any, name: str) -> None:
+        # Evaluated over the DevTools protocol: the pages' CSP (no inline script) is untouched.
+        if not page.evaluate("typeof window.axe !== 'undefined'"):
+            page.evaluate(self.source)
+        self.found[name] = page.evaluate(AXE_RUN)
+
+    def blocking(self) -> dict[str, list[dict[str, Any]]]:
+        """Serious and critical violations, by page."""
+        out = {}
+        for name, violations in self.found.items():
+            bad = [v for v in violations if v["impact"] in BLOCKING]
+            if bad:
+                out[name] = bad
+        return out
+
+
+def nav(page: Any, name: str) -> Any:
+    """A link of the console's navigation."""
+    return page.get_by_role("navigation", name="Console").get_by_role("link", name=name)
+
+
+def test_console_chat_label_retrain_roll_back_sign_out(
+    chromium: str, axe_source: str, live_console: tuple[FastAPI, str], tmp_path: Path
 ) -> None:
     from playwright.sync_api import expect, sync_playwright
 
@@ -49,6 +93,13 @@ def test_console_chat_label_retrain_sign_out(
         ).raise_for_status()
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    shots: set[str] = set()
+
+    def shot(page: Any, name: str, full: bool = False) -> None:
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full)
+        shots.add(name)
+
+    audit = Audit(axe_source)
     problems: list[str] = []
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
@@ -89,14 +140,18 @@ def test_console_chat_label_retrain_sign_out(
             )
             page.get_by_role("button", name="Source 1 answered it").click()
             expect(page.locator("#chat-status")).to_contain_text("labelled example")
-            page.screenshot(path=str(SCREENSHOTS / "chat.png"))
+            audit(page, "chat")
+            shot(page, "chat")
 
             # ---- sign in (a wrong token first) ----
             page.goto(f"{url}/console/misses")
             expect(page).to_have_url(re.compile(r"/console/login\?next="))
+            audit(page, "sign-in")
+            shot(page, "login")
             page.get_by_label("Admin token").fill("wrong")
             page.get_by_role("button", name="Sign in").click()
             expect(page.get_by_role("alert")).to_contain_text("wrong admin token")
+            audit(page, "sign-in, wrong token")
             page.get_by_label("Admin token").fill(ADMIN_TOKEN)
             page.get_by_role("button", name="Sign in").click()
             expect(page).to_have_url(re.compile(r"/console/misses$"))
@@ -105,7 +160,8 @@ def test_console_chat_label_retrain_sign_out(
             first = page.locator(".misslist li").first
             expect(first).to_contain_text("What causes scurvy?")
             expect(page.locator(".detail h2")).to_have_text("What causes scurvy?")
-            page.screenshot(path=str(SCREENSHOTS / "inbox.png"))
+            audit(page, "misses")
+            shot(page, "inbox")
             # "/" to search, rephrase, results replace in place; 1 marks; l saves and moves on
             page.keyboard.press("/")
             expect(page.locator("#q")).to_be_focused()
@@ -130,17 +186,26 @@ def test_console_chat_label_retrain_sign_out(
             page.keyboard.press("j")
             expect(page.locator(".misslist li.selected")).not_to_contain_text("scurvy")
 
-            # ---- overview ----
-            page.get_by_role("link", name="Overview").click()
+            # ---- overview before any retrain ----
+            nav(page, "Overview").click()
             expect(page.locator("#n-not-answerable")).to_have_text("1")
-            page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
+            expect(page.locator("#no-gates")).to_be_visible()
+            expect(page.locator("#misses-chart .seg.r-negative_feedback")).to_have_count(1)
 
-            # ---- a retrain, followed live (no reload) ----
-            page.get_by_role("link", name="Jobs").click()
+            # ---- a retrain, followed live (no reload), until the gate promotes it ----
+            nav(page, "Jobs").click()
+            audit(page, "jobs")
             page.evaluate("window.__samePage = true")
             page.get_by_label("pseudo").uncheck()
+            page.get_by_label("Epochs").fill("4")
+            page.get_by_label("Batch size").fill("4")
+            page.get_by_label("Learning rate").fill("0.0001")
             page.get_by_label("Chunks for synthetic questions").fill("100")
-            page.get_by_label("Fewest gate questions").fill("2")
+            # Gated on the support set's 12 test questions (none trained on), with the
+            # default margin: console_app.GATE_QUESTIONS.
+            page.get_by_label("Fewest gate questions").fill("10")
+            page.get_by_label("Gate dataset folder").fill(GATE_SET)
+            expect(page.get_by_label("Gate split")).to_have_value("test")
             page.get_by_role("button", name="Start retrain").click()
             expect(page.locator("#job")).to_be_visible()
             seen: list[tuple[str, str]] = []
@@ -151,7 +216,7 @@ def test_console_chat_label_retrain_sign_out(
                 if not seen or seen[-1] != (job_state, percent):
                     seen.append((job_state, percent))
                     if len(seen) == 3:
-                        page.screenshot(path=str(SCREENSHOTS / "jobs.png"))
+                        shot(page, "jobs")
                 if job_state in final:
                     break
                 page.wait_for_timeout(500)
@@ -161,10 +226,67 @@ def test_console_chat_label_retrain_sign_out(
             assert seen[-1][0] in final, f"the job did not finish: {seen}"
             assert seen[-1][0] != "failed", page.locator("#job-log-text").inner_text()
             print("retrain states seen by the page:", seen, message)
+            assert seen[-1][0] == "promoted", f"the gate refused the candidate: {message}"
+            version = state.runtime.catalog.active_version().version
+            assert version.startswith("ft-") and message == f"{version} is active"
+            gate = state.runtime.catalog.get_version(version).info["gate"]
+            print("gate:", gate["reason"], gate["current"]["ndcg@10"], gate["candidate"]["ndcg@10"])
+            assert gate["gate_set"] == f"{GATE_SET}/test" and gate["n_queries"] == 12
+            assert gate["delta"] >= gate["margin"] > 0  # a real gain, over the default margin
+            assert gate["retrieval"] == "dense"  # as the app serves (RAGLOOP_RETRIEVAL)
+            audit(page, "jobs, promoted")
 
-            page.get_by_role("link", name="Versions").click()
-            expect(page.locator("tr.active")).to_contain_text("serving")
-            page.screenshot(path=str(SCREENSHOTS / "versions.png"))
+            # ---- the overview plots the gate; the versions page shows the new version ----
+            nav(page, "Overview").click()
+            expect(page.locator("#active-version")).to_have_text(version)
+            expect(page.locator(f'#metric-plot g[data-version="{version}"]')).to_have_count(1)
+            audit(page, "overview")
+            shot(page, "overview", full=True)
+
+            nav(page, "Versions").click()
+            serving = page.locator("tr.active")
+            expect(serving).to_contain_text(version)
+            expect(serving).to_contain_text("serving")
+            expect(serving).to_contain_text("promoted")
+            audit(page, "versions")
+            shot(page, "versions")
+
+            # its gate report beside the version it challenged
+            page.get_by_role("link", name=version, exact=True).click()
+            expect(page.locator("h1")).to_contain_text(version)
+            expect(page.locator("#gate-decision")).to_contain_text("Promoted")
+            expect(page.locator("#gate-metrics")).to_contain_text("ndcg@10")
+            expect(page.locator("#gate-metrics thead")).to_contain_text("base")
+            expect(page.locator("#per-question")).to_contain_text("per-question scores")
+            expect(page.locator("#training-manifest")).to_contain_text("synthetic")
+            audit(page, "version report")
+            shot(page, "version", full=True)
+
+            # ---- roll back through the confirmation page ----
+            page.get_by_role("link", name="All versions").click()
+            page.get_by_role("link", name="Activate base…").click()
+            expect(page.locator("h1")).to_have_text("Activate base?")
+            audit(page, "activate confirmation")
+            page.get_by_role("button", name="Yes, activate base").click()
+            expect(page).to_have_url(re.compile(r"/console/versions$"))
+            expect(page.locator("tr.active")).to_contain_text("base")
+            expect(page.locator("tr", has_text=version)).to_contain_text("retired")
+            expect(
+                page.get_by_role("link", name=f"Activate {version}…")
+            ).to_be_visible()  # and forward again, if wanted
+            assert state.runtime.catalog.active_version().version == "base"
+
+            # ---- documents and API keys ----
+            nav(page, "Documents").click()
+            expect(page.locator("table")).to_contain_text("Ocean tides and the moon")
+            audit(page, "documents")
+            shot(page, "documents", full=True)
+            nav(page, "API keys").click()
+            page.get_by_label("Name").fill("website widget")
+            page.get_by_role("button", name="Create key").click()
+            expect(page.locator("#new-key")).to_have_value(re.compile(r"^rl_"))
+            audit(page, "keys")
+            shot(page, "keys")
 
             # ---- sign out: the console is closed again ----
             page.get_by_role("button", name="Sign out").click()
@@ -174,6 +296,21 @@ def test_console_chat_label_retrain_sign_out(
         finally:
             context.close()
 
+    for name, violations in audit.found.items():
+        for v in violations:
+            print(f"axe {name}: {v['impact']} {v['id']}: {v['help']} {v['nodes']}")
+    assert not audit.blocking(), audit.blocking()
+    assert shots == {
+        "chat",
+        "login",
+        "inbox",
+        "jobs",
+        "overview",
+        "versions",
+        "version",
+        "documents",
+        "keys",
+    }
     labelled = state.querylog.pairs(LABELLED_SOURCES)
     questions = {p["question"] for p in labelled}
     assert {"What causes scurvy?", "What does bread need?"} <= questions

@@ -3,6 +3,8 @@ a TestClient over the fake embedder."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import time
 from pathlib import Path
@@ -172,6 +174,57 @@ def test_sign_out_ends_the_session_on_the_server_too(console: TestClient) -> Non
     assert console.get("/console/", follow_redirects=False).status_code == 303
     console.cookies.set(sessions.COOKIE, old, path="/console")  # a copied cookie is dead too
     assert console.get("/console/", follow_redirects=False).status_code == 303
+
+
+def test_sign_in_attempts_are_limited_per_client_address(make_client: ClientFactory) -> None:
+    client = make_client(admin_token=TOKEN)
+    for _ in range(sessions.SIGN_IN_PER_MINUTE):
+        assert sign_in(client, "a-guess").status_code == 401
+    refused = sign_in(client)  # even the right token, once the address is over its limit
+    assert refused.status_code == 429 and "too many sign-in attempts" in refused.text
+    assert int(refused.headers["retry-after"]) >= 1
+    assert sessions.COOKIE not in refused.cookies
+    assert client.get("/console/", follow_redirects=False).status_code == 303
+    # another address has its own attempts (the same app, already started)
+    other = TestClient(client.app, client=("203.0.113.7", 40000))
+    assert sign_in(other).status_code == 303
+    assert other.get("/console/").status_code == 200
+
+
+def _console_posts() -> list[str]:
+    """Every console action's path (``POST``), with placeholder ids."""
+    from ragloop.service.console import router
+
+    paths = []
+    routes = list(router.routes)
+    while routes:
+        route = routes.pop(0)
+        included = getattr(route, "original_router", None)  # include_router (no prefixes here)
+        if included is not None:
+            routes.extend(included.routes)
+            continue
+        path = getattr(route, "path", "")
+        if "POST" in getattr(route, "methods", set()) and path.startswith("/console/"):
+            paths.append(re.sub(r"\{[^}]+\}", "x", path))
+    return paths
+
+
+def test_every_console_action_refuses_a_cross_site_post(console: TestClient) -> None:
+    csrf = page_csrf(console)
+    posts = _console_posts()
+    assert {"/console/login", "/console/logout", "/console/jobs/retrain"} <= set(posts)
+    assert len(posts) >= 10
+    upload = {"files": ("x.md", b"# X\n\nx\n", "text/plain")}
+    for path in posts:
+        for header in ({"Origin": "http://evil.example"}, {"Referer": "http://evil.example/"}):
+            r = console.post(
+                path, data={"csrf": csrf, "confirm": "x"}, files=upload, headers=header
+            )
+            assert r.status_code == 403, (path, header, r.status_code, r.text[:200])
+    # nothing was done: still signed in, no key, no job
+    state = console.app.state.rl  # type: ignore[attr-defined]
+    assert console.get("/console/").status_code == 200
+    assert state.keys.all() == [] and state.jobs.recent(None, 10) == []
 
 
 # ---- misses inbox ----------------------------------------------------------------------------
@@ -350,6 +403,127 @@ def test_versions_list_and_activate_with_confirmation(console: TestClient) -> No
     assert ok.status_code == 200 and ok.json() == {"active": active}
 
 
+GATE = {
+    "gate_set": "held-out pairs",
+    "n_queries": 40,
+    "primary": "ndcg@10",
+    "current": {"ndcg@10": 0.61, "mrr@10": 0.55, "recall@100": 0.9, "ndcg@1": 0.5},
+    "candidate": {"ndcg@10": 0.66, "mrr@10": 0.57, "recall@100": 0.88, "ndcg@1": 0.5},
+    "delta": 0.05,
+    "margin": 0.005,
+    "promote": True,
+    "reason": "ndcg@10 improved by +0.0500 (margin 0.005, 95% lower bound +0.0120)",
+    "delta_lower_bound": 0.012,
+    "min_questions": 30,
+    "retrieval": "hybrid",
+    "current_recipe": {"method": "rrf", "rrf_k": 60, "dense_weight": 0.5, "depth": 50},
+    "candidate_recipe": {
+        "method": "rrf",
+        "rrf_k": 60,
+        "dense_weight": 0.7,
+        "depth": 50,
+        "label": "rrf k60 w0.7",
+    },
+    "recipes": {"rrf k60 w0.5": 0.64, "rrf k60 w0.7": 0.66},
+    "recipe_questions": 28,
+    "forgetting": {"check": "neighbour agreement with the base model", "passed": True},
+    "question_origins": {"feedback": 12, "heading": 28},
+}
+
+
+def _gated_version(console: TestClient, name: str = "ft-test", gate: Any = None) -> str:
+    """A retrained version with a gate report and its job (as ``RetrainManager`` leaves them)."""
+    state = console.app.state.rl  # type: ignore[attr-defined]
+    catalog = state.runtime.catalog
+    base = catalog.active_version()
+    manifest = {"sources": {"labelled": 12, "synthetic": 300}, "train_pairs": 312}
+    job = state.jobs.create("retrain", RetrainOptions().model_dump())
+    state.jobs.update(job.id, state="promoted", result={"manifest": manifest, "version": name})
+    model_dir = Path(state.settings.models_dir) / name
+    model_dir.mkdir(parents=True)
+    (model_dir / "training.json").write_text(
+        json.dumps({"base": "all-MiniLM-L6-v2", "stats": {"steps": 20, "seconds": 31.5}})
+    )
+    catalog.add_version(
+        dataclasses.replace(
+            base,
+            version=name,
+            model_ref=str(model_dir),
+            parent=base.version,
+            status="retired",
+            created_at=time.time(),
+            info={"kind": "full", "job_id": job.id, "gate": GATE if gate is None else gate},
+        )
+    )
+    return name
+
+
+def test_a_version_report_shows_its_gate_beside_the_version_it_challenged(
+    console: TestClient,
+) -> None:
+    version = _gated_version(console)
+    listing = console.get("/console/versions").text
+    assert f'href="/console/versions/{version}"' in listing
+    r = console.get(f"/console/versions/{version}")
+    assert r.status_code == 200
+    html = r.text
+    metrics = html.split('id="gate-metrics"')[1].split("</table>")[0]
+    for name in GATE["current"]:  # every metric of the report, both scores
+        assert f">{name}" in metrics
+    # families in the report's order, each by cut-off
+    assert metrics.index(">ndcg@1<") < metrics.index(">ndcg@10") < metrics.index(">mrr@10")
+    assert metrics.index(">mrr@10") < metrics.index(">recall@100")
+    assert "0.6100" in metrics and "0.6600" in metrics and "+0.0500 better" in metrics
+    assert "-0.0200 worse" in metrics and "+0.0000 same" in metrics
+    assert "does not store per-question scores" in html
+    counts = html.split('id="question-counts"')[1].split("</ul>")[0]
+    assert "40 questions judged (by origin: feedback 12, heading 28)" in counts
+    assert "+0.0120" in counts
+    recipes = html.split('id="gate-recipes"')[1].split("</table>")[0]
+    assert "dense_weight" in recipes and "0.5" in recipes and "0.7" in recipes
+    manifest = html.split('id="training-manifest"')[1].split("</table>")[0]
+    assert "labelled: 12, synthetic: 300" in manifest and "312" in manifest
+    assert "31.5" in html.split('id="training-run"')[1]
+    assert "Promoted" in html and GATE["reason"] in html
+    assert "Activate ft-test" in html  # retired: can be activated again
+    base = console.get("/console/versions/base")
+    assert base.status_code == 200 and "no gate report" in base.text
+    unknown = console.get("/console/versions/nope")
+    assert unknown.status_code == 404 and "nope" in unknown.text
+
+
+def test_a_report_written_before_newer_gate_fields_still_shows() -> None:
+    from ragloop.finetune.gate import GateResult
+    from ragloop.service.console.loop import GATE_FIELDS
+
+    assert set(GATE_FIELDS) == {f.name for f in dataclasses.fields(GateResult)}
+
+
+def test_a_sparse_gate_report_renders(console: TestClient) -> None:
+    version = _gated_version(
+        console, "ft-old", {"promote": False, "reason": "too few", "n_queries": 3}
+    )
+    html = console.get(f"/console/versions/{version}").text
+    assert "Refused" in html and "too few" in html and "no fusion recipe" in html
+
+
+def test_overview_plots_the_gate_metric_across_versions(console: TestClient) -> None:
+    empty = console.get("/console/").text
+    assert 'id="no-gates"' in empty and 'id="metric-plot"' not in empty
+    _gated_version(console, "ft-one")
+    _gated_version(
+        console,
+        "ft-two",
+        GATE | {"gate_set": "gate/test", "promote": False, "candidate": {"ndcg@10": 0.58}},
+    )
+    html = console.get("/console/").text
+    plot = html.split('id="metric-plot"')[1].split("</svg>")[0]
+    assert plot.index('data-version="ft-one"') < plot.index('data-version="ft-two"')
+    assert "ft-one on held-out pairs: 0.6600, promoted" in plot
+    assert "ft-two on gate/test: 0.5800, refused" in plot  # a named gate set: a diamond
+    assert "<polyline" in plot and "<script" not in html.split("</head>")[1]
+
+
 # ---- documents, keys, chat, schema -----------------------------------------------------------
 
 
@@ -428,3 +602,7 @@ def test_overview_counts(console: TestClient) -> None:
     assert re.search(rf'id="n-chunks">{counts["chunks"]}<', html)
     assert re.search(r'id="n-misses">1<', html) and re.search(r'id="n-unlabelled">1<', html)
     assert "negative_feedback" in html
+    chart = html.split('id="misses-chart"')[1].split("</svg>")[0]
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    assert f"{today}: 1 negative_feedback" in chart
+    assert f'data-day="{today}" data-total="' in chart

@@ -16,6 +16,7 @@ from ragloop.core.records import display_title
 from ragloop.core.retriever import search
 from ragloop.core.storage.querylog import MISS_REASONS, QueryRecord
 from ragloop.service.console import session as sessions
+from ragloop.service.console.charts import metric_plot, misses_chart
 from ragloop.service.console.stats import NOT_ANSWERABLE, labels_of, mark_not_answerable, overview
 from ragloop.service.console.web import (
     SECURITY_HEADERS,
@@ -71,8 +72,18 @@ def _login_form(
 
 @router.post("/console/login")
 async def login(request: Request) -> Response:
-    """Check the token, then start a session (cookie) and go on."""
+    """Check the token, then start a session (cookie) and go on; an address that tries too
+    often is refused for a while (429) before its attempt is even read."""
     state, _ = signed_in(request)
+    wait = sessions.sign_in_wait(request)
+    if wait:
+        message = (
+            f"too many sign-in attempts from this address: {sessions.SIGN_IN_PER_MINUTE} a "
+            f"minute are allowed; try again in {wait} s"
+        )
+        refused = _login_form(request, state, None, message, 429)
+        refused.headers["Retry-After"] = str(wait)
+        return refused
     form = await request.form()
     sessions.check_login_csrf(request, _field(form.get("csrf")))
     next = _field(form.get("next"))
@@ -123,7 +134,18 @@ async def overview_page(request: Request) -> Response:
         active.created_at if active else 0.0,
     )
     running = state.retrain.running()
-    return page(request, "overview.html", session, stats=stats, running=running, title="Overview")
+    plot = metric_plot(catalog.list_versions())
+    chart = misses_chart(stats.days, stats.per_day, stats.reasons)
+    return page(
+        request,
+        "overview.html",
+        session,
+        stats=stats,
+        running=running,
+        plot=plot,
+        misses=chart,
+        title="Overview",
+    )
 
 
 # ---- the misses inbox ------------------------------------------------------------------------

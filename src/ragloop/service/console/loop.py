@@ -1,18 +1,22 @@
 """Jobs (start a retrain, follow it live, cancel it, read its log) and model versions
-(gate summaries, activate or roll back). Every action goes through the ``/admin`` routes' own
-functions, so options are validated and jobs run exactly as over the API."""
+(gate summaries, each gate report beside the version it challenged, activate or roll back).
+Every action goes through the ``/admin`` routes' own functions, so options are validated and
+jobs run exactly as over the API."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from ragloop.core.errors import AuthError, InvalidInputError, RagloopError
+from ragloop.core.records import ModelVersion
 from ragloop.core.storage.jobs import Job
 from ragloop.finetune.jobspec import JobFiles
 from ragloop.finetune.options import ALL_SOURCES, RetrainOptions
@@ -216,21 +220,168 @@ def gate_summary(gate: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+def metric_rows(gate: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every metric of a gate report: the challenged version's score, the candidate's, the
+    change (families in the report's order, each by cut-off)."""
+    current = gate.get("current") or {}
+    candidate = gate.get("candidate") or {}
+    names = list(dict.fromkeys([*current, *candidate]))
+    families = list(dict.fromkeys(n.partition("@")[0] for n in names))
+
+    def key(name: str) -> tuple[int, int, str]:
+        family, _, k = name.partition("@")
+        return families.index(family), int(k) if k.isdigit() else 0, name
+
+    rows = []
+    for name in sorted(names, key=key):
+        cur, cand = current.get(name), candidate.get(name)
+        delta = None
+        if isinstance(cur, (int, float)) and isinstance(cand, (int, float)):
+            delta = cand - cur
+        rows.append(
+            {
+                "name": name,
+                "current": cur,
+                "candidate": cand,
+                "delta": delta,
+                "primary": name == gate.get("primary"),
+            }
+        )
+    return rows
+
+
+def recipe_rows(gate: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """Both fusion recipes, field by field (empty: dense retrieval, no recipes)."""
+    current = gate.get("current_recipe") or {}
+    candidate = gate.get("candidate_recipe") or {}
+    keys = [*current, *(k for k in candidate if k not in current)]
+    return [(k, current.get(k), candidate.get(k)) for k in keys]
+
+
+#: Every field of a gate report (``finetune.gate.GateResult``) with what a report written
+#: before that field existed stands for.
+GATE_FIELDS: dict[str, Any] = {
+    "gate_set": "held-out pairs",
+    "n_queries": 0,
+    "primary": "ndcg@10",
+    "current": {},
+    "candidate": {},
+    "delta": None,
+    "margin": None,
+    "promote": False,
+    "reason": "",
+    "delta_lower_bound": None,
+    "min_questions": 0,
+    "retrieval": "dense",
+    "current_recipe": None,
+    "candidate_recipe": None,
+    "recipes": None,
+    "recipe_questions": None,
+    "forgetting": None,
+    "question_origins": None,
+}
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def version_report(state: AppState, mv: ModelVersion) -> dict[str, Any]:
+    """What the version page shows: its gate report beside the version it challenged, the
+    training manifest and run (the job's record, else the files kept beside the weights)."""
+    stored = mv.info.get("gate")
+    gate = GATE_FIELDS | stored if isinstance(stored, dict) else None
+    job: Job | None = None
+    job_id = mv.info.get("job_id")
+    if isinstance(job_id, str):
+        try:
+            job = state.jobs.get(job_id)
+        except RagloopError:
+            job = None
+    model_dir = Path(mv.model_ref)
+    manifest = (job.result or {}).get("manifest") if job is not None else None
+    if not isinstance(manifest, dict):
+        manifest = _read_json(model_dir / "manifest.json") if mv.parent else None
+    training = _read_json(model_dir / "training.json") if mv.parent else None
+    recipes = (gate or {}).get("recipes") or {}
+    chosen = ((gate or {}).get("candidate_recipe") or {}).get("label")
+    return {
+        "gate": gate,
+        "metrics": metric_rows(gate) if gate else [],
+        "recipes": recipe_rows(gate) if gate else [],
+        "grid": sorted(recipes.items(), key=lambda kv: -kv[1]) if isinstance(recipes, dict) else [],
+        "chosen_recipe": chosen,
+        "manifest": manifest,
+        "training": training,
+        "job": job,
+    }
+
+
+def show(value: Any) -> str:
+    """A report value as one line of text (numbers to 4 places, nested values flattened)."""
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "–"}[value]
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".") if value != int(value) else str(int(value))
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {show(v)}" for k, v in value.items()) or "–"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(show(v) for v in value) or "–"
+    return str(value)
+
+
 @router.get("/console/versions")
 async def versions_page(request: Request) -> Response:
     """Every model version with its gate summary; activate or roll back a kept one."""
     _, session = signed_in(request)
     if session is None:
         return to_login(request)
+    return _versions(request, session)
+
+
+def _versions(
+    request: Request, session: sessions.Session, error: str | None = None, status: int = 200
+) -> Response:
     versions = admin.version_out(request)
     return page(
         request,
         "versions.html",
         session,
+        status=status,
         title="Versions",
         versions=versions,
         summaries={v.version: gate_summary(v.gate) for v in versions},
-        error=None,
+        error=error,
+    )
+
+
+@router.get("/console/versions/{version}")
+async def version_page(request: Request, version: str) -> Response:
+    """One version's gate report beside the version it challenged, its training manifest and
+    both recipes."""
+    state, session = signed_in(request)
+    if session is None:
+        return to_login(request)
+    try:
+        mv = state.runtime.catalog.get_version(version)
+    except RagloopError as exc:
+        return _versions(request, session, exc.message, exc.http_status)
+    listed = {v.version: v for v in admin.version_out(request)}
+    parent = listed.get(mv.parent) if mv.parent else None
+    return page(
+        request,
+        "version.html",
+        session,
+        title=f"Version {mv.version}",
+        v=listed.get(mv.version),
+        mv=mv,
+        parent=parent,
+        report=await run_in_threadpool(version_report, state, mv),
+        show=show,
     )
 
 
@@ -270,17 +421,7 @@ async def activate(request: Request, version: str) -> Response:
     except RagloopError as exc:
         if _json(request):
             raise
-        listed = admin.version_out(request)
-        return page(
-            request,
-            "versions.html",
-            session,
-            status=exc.http_status,
-            title="Versions",
-            versions=listed,
-            summaries={v.version: gate_summary(v.gate) for v in listed},
-            error=exc.message,
-        )
+        return _versions(request, session, exc.message, exc.http_status)
     return done(
         request,
         "/console/versions",

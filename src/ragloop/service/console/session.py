@@ -20,6 +20,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from starlette.responses import Response
 
 from ragloop.core.errors import AuthError, ForbiddenError
 from ragloop.service.auth import is_admin_token
+from ragloop.service.limits import Rate, RateLimiter
 from ragloop.service.state import AppState
 
 COOKIE = "rl_console"
@@ -45,6 +47,12 @@ SECRET_KEY = "console_secret"
 REVOKED_KEY = "console_signed_out"
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
+#: Sign-in attempts (posts of the sign-in form, right or wrong) one client address may make
+#: a minute; the bucket refills continuously, so a burst of this many passes.
+SIGN_IN_PER_MINUTE = 10
+SIGN_IN_RATE = Rate(
+    "sign_in", SIGN_IN_PER_MINUTE, "the console's sign-in limit", "sign-in attempts"
+)
 
 
 @dataclass(frozen=True)
@@ -202,6 +210,19 @@ def check_csrf(session: Session, request: Request, presented: str | None) -> Non
     token = presented or request.headers.get(CSRF_HEADER) or ""
     if not token or not hmac.compare_digest(token.encode(), session.csrf.encode()):
         raise ForbiddenError("missing or wrong CSRF token: reload the page and try again")
+
+
+def sign_in_wait(request: Request) -> int:
+    """Charge a sign-in attempt to the request's client address: 0 when it may go on, else
+    the seconds until it may try again. The buckets live in this process, per app (a guess at
+    the token costs a worker process's share of attempts, not more)."""
+    limiter = getattr(request.app.state, "console_sign_in", None)
+    if not isinstance(limiter, RateLimiter):
+        limiter = RateLimiter({SIGN_IN_RATE.name: SIGN_IN_RATE})
+        request.app.state.console_sign_in = limiter
+    address = request.client.host if request.client else "unknown"
+    wait, refused = limiter.take(address, {SIGN_IN_RATE.name: 1})
+    return 0 if refused is None else max(1, math.ceil(wait))
 
 
 def login_token(request: Request) -> str:

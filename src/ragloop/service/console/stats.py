@@ -75,11 +75,6 @@ class Overview:
         """Misses nobody labelled or marked yet."""
         return max(0, self.misses - self.labelled_misses - self.not_answerable)
 
-    @property
-    def busiest_day(self) -> int:
-        """The largest daily count (scales the bars)."""
-        return max((sum(d.values()) for d in self.per_day.values()), default=0) or 1
-
 
 def day_of(ts: float) -> str:
     """A unix time's UTC date."""

@@ -37,8 +37,8 @@
       const btn = document.createElement("button");
       btn.type = "button";
       btn.className = "answered";
-      btn.textContent = "This source answered it";
-      btn.setAttribute("aria-label", "Source " + s.n + " answered it");
+      // The visible text is the accessible name (WCAG 2.5.3: label in name).
+      btn.textContent = "Source " + s.n + " answered it";
       btn.disabled = true;
       btn.addEventListener("click", () => rate("up", [s.chunk_id], btn));
       li.append(title, text, btn);

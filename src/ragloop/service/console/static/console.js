@@ -29,9 +29,6 @@
     return t.isContentEditable || ["TEXTAREA", "SELECT"].includes(t.tagName);
   }
 
-  // Bars of the overview chart: widths come from data attributes (no inline styles: CSP).
-  $$(".bar[data-width]").forEach((el) => { el.style.width = el.dataset.width + "%"; });
-
   // Forms that ask first.
   $$("form.confirm").forEach((form) => {
     form.addEventListener("submit", (ev) => {
