@@ -7,7 +7,7 @@ from __future__ import annotations
 # isort: off
 from ragloop.cli import eval, ingest, query, status, retrain, serve, misses  # noqa: F401
 from ragloop.cli import pairs, models, keys  # noqa: F401
-from ragloop.cli import migrate  # noqa: F401
+from ragloop.cli import migrate, worker  # noqa: F401
 
 # isort: on
 from ragloop.cli.common import app

@@ -130,6 +130,12 @@ class Settings(BaseSettings):
     keep_versions: int = Field(3, ge=1, le=100, description="Model versions kept for rollback.")
     retrain_every_hours: float = Field(0, ge=0, description="Scheduler: retrain every N hours.")
     retrain_after_misses: int = Field(0, ge=0, description="Scheduler: retrain after M misses.")
+    lease_ttl_s: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a lease in the catalog (writer, retrain job, scheduler) outlives "
+        "its holder's last heartbeat (renewed every third of it).",
+    )
 
     # --- query service ---------------------------------------------------------------------
     miss_score_threshold: float = Field(
@@ -235,6 +241,31 @@ class Settings(BaseSettings):
         None,
         description="The only folder whose BEIR sets a retrain request may name as "
         "gate_dataset or general_dataset; default <data dir>/gate-datasets.",
+    )
+
+    # --- training on other hosts (finetune/remote.py, docs/deployment.md) -------------------
+    training: Literal["local", "remote"] | None = Field(
+        None,
+        description="local: a retrain trains in a subprocess of the server; remote: it is "
+        "queued for `ragloop worker` on another host. Default: remote when "
+        "RAGLOOP_TRAINING_QUEUE is set, else local.",
+    )
+    training_queue: str | None = Field(
+        None,
+        description="PostgreSQL URL of the training queue; default the catalog's URL when the "
+        "catalog is in PostgreSQL.",
+    )
+    shared_root: Path | None = Field(
+        None,
+        description="With remote training: the folder every host mounts at the same path, "
+        "holding job folders and candidate models; default the data dir.",
+    )
+    training_lease_seconds: float = Field(
+        60.0,
+        ge=2,
+        le=3600,
+        description="A remote training job whose worker sends no heartbeat for this long "
+        "fails; workers beat at least four times per lease.",
     )
 
     @field_validator("chroma_url")

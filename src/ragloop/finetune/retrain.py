@@ -1,11 +1,12 @@
 """Retrain jobs: pairs (here) -> training worker process -> gate -> blue/green promotion.
 
 One job at a time. The server process builds the pairs and owns the vector store; training,
-candidate encoding and the gate run in a separate worker process; promotion upserts the
-candidate's vectors into a new collection while the old one keeps serving, catches up on
-chunks ingested meanwhile, then flips the active pointer under the write lock. A crash or
-kill during re-embedding resumes on restart (upserts are idempotent) or fails the job; the
-active pointer only ever names a complete collection.
+candidate encoding and the gate run in a separate worker process (on another host with remote
+training: ``remote.py``); promotion upserts the candidate's vectors into a new collection
+while the old one keeps serving, catches up on chunks ingested meanwhile, then flips the
+active pointer under the write lock. A crash or kill during re-embedding resumes on restart
+(upserts are idempotent) or fails the job; the active pointer only ever names a complete
+collection.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from ragloop.finetune.jobspec import (
 from ragloop.finetune.options import RetrainOptions
 from ragloop.finetune.pairs import Pair, TrainingSet, build_training_set, mask_span
 from ragloop.finetune.promote import Promoter
+from ragloop.finetune.remote import RemoteTraining, remote_enabled, shared_root
 
 KIND = "retrain"
 ACTIVE_STATES = ("queued", "running", "evaluating", "re-embedding", "cancelling")
@@ -68,6 +70,10 @@ class RetrainManager:
         self.jobs = jobs
         self.llm = llm
         self.promoter = Promoter(runtime, write_lock)
+        # Remote training: jobs are queued for `ragloop worker` on another host (remote.py).
+        self.remote = (
+            RemoteTraining(runtime.settings, jobs) if remote_enabled(runtime.settings) else None
+        )
         self._start_lock = threading.Lock()
         self.threads: dict[str, threading.Thread] = {}
 
@@ -128,8 +134,12 @@ class RetrainManager:
     def _cancelled(self, job_id: str) -> bool:
         return self.jobs.get(job_id).state == "cancelling"
 
+    def _root(self) -> Path:
+        """Where job folders and candidate models go: the shared root for remote training."""
+        return shared_root(self.rt.settings) if self.remote else self.rt.settings.data_dir
+
     def _job_files(self, job_id: str) -> JobFiles:
-        return JobFiles(self.rt.settings.data_dir / "jobs" / job_id)
+        return JobFiles(self._root() / "jobs" / job_id)
 
     def _run(self, job_id: str, options: RetrainOptions) -> None:
         files = self._job_files(job_id)
@@ -231,7 +241,7 @@ class RetrainManager:
                 for q, gold in data.heldout
             ]
         )
-        candidate_dir = self.rt.settings.models_dir / version
+        candidate_dir = self._root() / "models" / version  # settings.models_dir when local
         spec = JobSpec(
             job_id=job_id,
             version=version,
@@ -246,6 +256,8 @@ class RetrainManager:
         return version
 
     def _train(self, job_id: str, files: JobFiles) -> int:
+        if self.remote is not None:
+            return self.remote.train(job_id, files)
         with files.log.open("w") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "ragloop.finetune.worker", str(files.root)],
