@@ -64,6 +64,23 @@ def test_dataset_shapes_per_loss() -> None:
     assert build_dataset(no_neg, "mnrl", 0).column_names == ["anchor", "positive"]
 
 
+def test_mnrl_keeps_hard_negatives_when_some_rows_have_none() -> None:
+    # The miner finds a negative for most pairs, not all: the mined ones must reach the loss,
+    # and a row without one gets another row's positive (never its own).
+    rows = [
+        {"anchor": f"q{i}", "positive": f"p{i}", "positive_id": f"c{i}", "source": "labelled"}
+        | ({"negative": f"n{i}", "negative_id": f"x{i}"} if i % 4 else {})
+        for i in range(12)
+    ]
+    ds = build_dataset(rows, "mnrl", 0)  # type: ignore[arg-type]
+    assert ds.column_names == ["anchor", "positive", "negative"]
+    for i, neg in enumerate(ds["negative"]):
+        if i % 4:
+            assert neg == f"n{i}"
+        else:
+            assert neg.startswith("p") and neg != f"p{i}"
+
+
 def test_query_adapter_learns_a_mapping(tmp_path: Path, real_embedder) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(0)
     d = 16

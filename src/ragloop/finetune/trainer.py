@@ -50,10 +50,31 @@ def build_dataset(rows: Sequence[TrainRow], loss: str, seed: int) -> Any:
         "anchor": [r["anchor"] for r in rows],
         "positive": [r["positive"] for r in rows],
     }
-    # MNRL takes an optional negative column; use it only when every row has one.
-    if loss == "triplet" or (with_neg and len(with_neg) == len(rows)):
+    if loss == "triplet":
         cols["negative"] = [r["negative"] for r in rows]
+    elif with_neg:
+        # MNRL needs the negative column on every row or none: a row the miner found nothing
+        # for gets another row's positive (a random, easy negative) rather than every row
+        # losing its hard one.
+        cols["negative"] = _negatives_for_all(rows, random.Random(seed))
     return Dataset.from_dict(cols)
+
+
+def _negatives_for_all(rows: Sequence[TrainRow], rng: random.Random) -> list[str]:
+    """Each row's mined negative, or the positive of a random row with another positive text."""
+    out = []
+    for r in rows:
+        neg = r.get("negative")
+        if not neg:
+            for _ in range(8):
+                other = rows[rng.randrange(len(rows))]
+                if other["positive"] != r["positive"]:
+                    neg = other["positive"]
+                    break
+            else:
+                neg = next((o["positive"] for o in rows if o["positive"] != r["positive"]), "")
+        out.append(neg)
+    return out
 
 
 def delete_words(text: str, rng: random.Random, ratio: float = 0.6) -> str:
