@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from ragloop.finetune.gate import decide
 from ragloop.finetune.jobspec import (
     ENCODING,
@@ -71,3 +73,40 @@ def test_stage_progress_points() -> None:
     assert TRAINING.at(0) == PAIRS.end == 0.1 and TRAINING.at(0.5) == 0.4
     assert ENCODING.at(0, 0) == TRAINING.end == 0.7 and ENCODING.at(50, 100) == 0.8
     assert REEMBEDDING.at(1, 3) == 0.9333 and REEMBEDDING.at(3, 3) == 1.0
+
+
+def test_the_worker_gates_with_the_servers_settings_not_only_its_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server built with Settings(retrieval="dense", ...) in code, or a worker on another host
+    # whose environment says otherwise, must still gate as that server serves.
+    from ragloop.core.settings import Settings
+    from ragloop.finetune.worker import worker_settings
+
+    server = Settings(
+        data_dir=tmp_path,
+        retrieval="dense",
+        fusion_dense_weight=0.7,
+        gate_margin=0.02,
+        admin_token="server-secret",
+        device="cpu",
+    )
+    carried = server.for_worker()
+    assert carried["retrieval"] == "dense" and carried["fusion_dense_weight"] == 0.7
+    assert not {"admin_token", "device", "data_dir"} & set(carried)
+    spec = JobSpec(
+        job_id="j1",
+        version="ft-1",
+        data_dir=str(tmp_path),
+        current_version="base",
+        candidate_dir=str(tmp_path / "models" / "ft-1"),
+        options=RetrainOptions(),
+        settings=carried,
+    )
+    JobFiles(tmp_path).write_spec(spec)
+    monkeypatch.setenv("RAGLOOP_RETRIEVAL", "hybrid")  # the worker host's own environment
+    got = worker_settings(JobFiles(tmp_path).read_spec())
+    assert got.retrieval == "dense" and got.gate_margin == 0.02
+    # only what the server set explicitly overrides: an unset fusion field stays unset
+    assert got.fusion_overrides == {"dense_weight": 0.7}
+    assert got.admin_token is None and got.data_dir == tmp_path

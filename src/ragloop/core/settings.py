@@ -331,6 +331,13 @@ class Settings(BaseSettings):
             depth=self.fusion_depth,
         )
 
+    def for_worker(self) -> dict[str, Any]:
+        """The settings set explicitly here that a training worker must share (retrieval, fusion,
+        gate, model and catalog choices), for its job file: a worker on another host, or one
+        started by code with its own ``Settings``, then gates as this server serves. Secrets and
+        what belongs to the worker's own host (its device, the data dir it is handed) stay out."""
+        return self.model_dump(mode="json", exclude_unset=True, exclude=_NOT_FOR_WORKERS)
+
     @property
     def fusion_overrides(self) -> dict[str, Any]:
         """Recipe fields set explicitly (environment or arguments): they beat any version's."""
@@ -374,6 +381,17 @@ class Settings(BaseSettings):
     def max_file_bytes(self) -> int:
         """The per-file size limit in bytes."""
         return int(self.max_file_mb * 1024 * 1024)
+
+
+#: Settings a job file never carries: secrets, and what the worker's own host decides.
+_NOT_FOR_WORKERS = {
+    "anthropic_api_key",
+    "openai_api_key",
+    "admin_token",
+    "api_keys",
+    "device",
+    "data_dir",
+}
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -14,9 +14,9 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from ragloop.finetune.gate import GateResult
 from ragloop.finetune.options import RetrainOptions
@@ -64,6 +64,8 @@ class JobSpec(BaseModel):
     #: Where the worker writes the candidate model.
     candidate_dir: str
     options: RetrainOptions
+    #: The server's explicitly set settings the worker shares (``Settings.for_worker``).
+    settings: dict[str, Any] = Field(default_factory=dict)
 
 
 class TrainRow(TypedDict):

@@ -249,6 +249,7 @@ class RetrainManager:
             current_version=index.version.version,
             candidate_dir=str(candidate_dir.resolve()),
             options=options,
+            settings=self.rt.settings.for_worker(),
         )
         files.write_spec(spec)
         candidate_dir.mkdir(parents=True, exist_ok=True)

@@ -28,7 +28,7 @@ from ragloop.core.embedding.query_adapter import QueryAdapterEmbedder
 from ragloop.core.embedding.registry import default_registry
 from ragloop.core.errors import StoreError
 from ragloop.core.runtime import ActiveIndex, ModelLoader
-from ragloop.core.settings import load_settings
+from ragloop.core.settings import Settings, load_settings
 from ragloop.core.storage.catalog import Catalog
 from ragloop.core.storage.jobs import JobStore
 from ragloop.eval.datasets import load_beir
@@ -49,6 +49,7 @@ from ragloop.finetune.jobspec import (
     CorpusRow,
     HeldoutQuestion,
     JobFiles,
+    JobSpec,
     Stage,
     TrainRow,
     judged_untitled,
@@ -74,6 +75,12 @@ class _Cancelled(Exception):
     pass
 
 
+def worker_settings(spec: JobSpec) -> Settings:
+    """The server's settings from the job file over this host's environment; the device and
+    secrets are this host's own."""
+    return load_settings(**{**spec.settings, "data_dir": Path(spec.data_dir)})
+
+
 class Worker:
     """One candidate's training, corpus encoding and gate."""
 
@@ -81,7 +88,7 @@ class Worker:
         self.files = JobFiles(job_dir)
         self.spec = self.files.read_spec()
         self.options = self.spec.options
-        self.settings = load_settings(data_dir=Path(self.spec.data_dir))
+        self.settings = worker_settings(self.spec)
         self.catalog = Catalog.open(self.settings.resolved_catalog_url)
         self.jobs = JobStore(self.catalog.engine)
         self.job_id = self.spec.job_id
