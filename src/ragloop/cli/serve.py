@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from typing import Annotated
 
 import typer
@@ -48,11 +50,21 @@ def serve(
         return
     # Worker processes build their own app from the environment.
     os.environ["RAGLOOP_DATA_DIR"] = str(settings.data_dir.resolve())
-    uvicorn.run(
-        "ragloop.service.app:create_app_from_env",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="info",
-    )
+    # A scrape reaches one worker: in prometheus-client's multiprocess mode each writes its
+    # metrics to files here and any of them reports the sum (unless one is set already).
+    metrics_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        metrics_dir = tempfile.mkdtemp(prefix="ragloop-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        uvicorn.run(
+            "ragloop.service.app:create_app_from_env",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

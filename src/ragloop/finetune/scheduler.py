@@ -1,4 +1,10 @@
-"""The retrain scheduler: every N hours and/or after M new misses; off by default."""
+"""The retrain scheduler: every N hours and/or after M new misses; off by default.
+
+With several replicas on one catalog, each runs a scheduler but only the holder of the
+``scheduler`` lease looks at the triggers (another takes over within the lease TTL when it
+dies), and the one-job rule (``JobStore``) refuses a second job whatever happens. The schedule
+counts from the newest retrain job in the catalog, so a new holder does not restart it.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +13,13 @@ import threading
 import time
 
 from ragloop.core.errors import RagloopError
+from ragloop.core.storage.leases import Leases
 from ragloop.core.storage.querylog import QueryLog
 from ragloop.finetune.options import RetrainOptions
 from ragloop.finetune.retrain import RetrainManager
+
+#: The lease name of the replica whose scheduler looks at the triggers.
+SCHEDULER_LEASE = "scheduler"
 
 
 class Scheduler:
@@ -22,12 +32,14 @@ class Scheduler:
         every_hours: float,
         after_misses: int,
         tick_s: float = 60.0,
+        leases: Leases | None = None,
     ) -> None:
         self.manager = manager
         self.log = log
         self.every_s = every_hours * 3600
         self.after_misses = after_misses
         self.tick_s = tick_s
+        self.leases = leases
         self._stop = threading.Event()
         self._last = time.time()
         self._misses_at_last = log.counts()["misses"]
@@ -49,6 +61,9 @@ class Scheduler:
 
     def due(self) -> str | None:
         """Why a retrain is due now, or None."""
+        newest = self.manager.jobs.recent("retrain", 1)
+        if newest:
+            self._last = max(self._last, newest[0].created_at)
         if self.every_s > 0 and time.time() - self._last >= self.every_s:
             return "schedule"
         new = self.log.counts()["misses"] - self._misses_at_last
@@ -58,6 +73,8 @@ class Scheduler:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.tick_s):
+            if self.leases is not None and not self.leases.try_acquire(SCHEDULER_LEASE):
+                continue
             reason = self.due()
             if reason is None or self.manager.running() is not None:
                 continue

@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -21,9 +22,10 @@ from ragloop.core.embedding.base import EmbedderRegistry
 from ragloop.core.errors import ConfigError, InvalidInputError
 from ragloop.core.generators.base import Generator, GeneratorFactory, LLMGenerator
 from ragloop.core.generators.registry import build_generator, check_generator_setting
-from ragloop.core.runtime import open_runtime
+from ragloop.core.runtime import ActiveIndex, Runtime, open_runtime
 from ragloop.core.settings import Settings, load_settings
 from ragloop.core.storage.jobs import JobStore
+from ragloop.core.storage.leases import Leases
 from ragloop.core.storage.locks import WriterLock
 from ragloop.core.storage.querylog import QueryLog
 from ragloop.core.storage.vectors import VectorStore
@@ -92,9 +94,12 @@ def build_state(
         lock.acquire()
     try:
         runtime = open_runtime(settings, registry=registry, store=store)
-        index = runtime.active_index()
+        index = _first_index(runtime)
         index.embedder.embed_query("warm up")  # first call pays one-off costs, not a user
-        jobs = JobStore(runtime.catalog.engine)
+        # Leases in the catalog: the one-job rule, the scheduler and (with a Chroma server) the
+        # writer rule hold across every replica on every host.
+        leases = Leases(runtime.catalog.engine, settings.lease_ttl_s)
+        jobs = JobStore(runtime.catalog.engine, leases)
         if lock is not None:
             repair_vectors(runtime.catalog, runtime.store)
         querylog = QueryLog(runtime.catalog.engine)
@@ -109,7 +114,9 @@ def build_state(
         ingest = IngestRunner(
             runtime,
             jobs,
-            None if lock else WriterLock(settings.data_dir, "ragloop serve ingest job"),
+            None
+            if lock
+            else WriterLock(settings.data_dir, "ragloop serve ingest job", leases, wait_s=600),
             started,
         )
 
@@ -119,9 +126,14 @@ def build_state(
 
         retrain = RetrainManager(runtime, querylog, jobs, ingest.write_mutex, llm)
         if lock is not None:
+            jobs.adopt("retrain")  # before resume: the jobs it resumes are ours
             retrain.resume()
         scheduler = Scheduler(
-            retrain, querylog, settings.retrain_every_hours, settings.retrain_after_misses
+            retrain,
+            querylog,
+            settings.retrain_every_hours,
+            settings.retrain_after_misses,
+            leases=leases,
         )
         state = AppState(
             settings=settings,
@@ -149,6 +161,21 @@ def build_state(
     return state
 
 
+def _first_index(runtime: Runtime) -> ActiveIndex:
+    """The active index; on a new catalog, replicas starting together race to register the
+    base model, and the losers read the winner's once it is active."""
+    deadline = None
+    while True:
+        try:
+            return runtime.active_index()
+        except IntegrityError:
+            # the winner commits its version, then the pointer: give it 30 s from our loss
+            deadline = deadline or time.monotonic() + 30
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -174,6 +201,8 @@ def create_app(
             app.state.rl = None
             state.scheduler.stop()
             state.ingest.shutdown()
+            if state.jobs.leases is not None:
+                state.jobs.leases.close()
             state.runtime.close()
             if state.lock is not None:
                 state.lock.release()

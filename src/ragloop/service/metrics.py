@@ -1,11 +1,19 @@
-"""Prometheus metrics of one app instance (its own registry, so tests can build many apps)."""
+"""Prometheus metrics of one app instance (its own registry, so tests can build many apps).
+
+Several worker processes (``ragloop serve --workers N``) share one port, and a scrape lands on
+any one of them; so when ``PROMETHEUS_MULTIPROC_DIR`` is set (``serve`` sets it up for N > 1),
+prometheus-client's multiprocess mode applies: every process writes its counters and
+histograms to files in that folder, and a scrape sums them over all processes. The catalog
+gauges are read from the catalog at scrape time either way.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -47,8 +55,14 @@ class Metrics:
         self.misses = Counter(
             "ragloop_misses", "Misses by reason", ["reason"], registry=self.registry
         )
-        self.registry.register(_CatalogCollector(read_catalog))
+        self.catalog = _CatalogCollector(read_catalog)
+        self.registry.register(self.catalog)
 
     def render(self) -> bytes:
-        """The exposition text."""
-        return generate_latest(self.registry)
+        """The exposition text: every worker process's counters in multiprocess mode."""
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return generate_latest(self.registry)
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged)
+        merged.register(self.catalog)
+        return generate_latest(merged)

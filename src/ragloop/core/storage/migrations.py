@@ -95,6 +95,10 @@ def _v5(conn: Connection) -> None:
         log.warning("the lexical index on PostgreSQL was built without accent folding")
 
 
+def _v6(conn: Connection) -> None:
+    t.metadata.create_all(conn, tables=[t.leases])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "documents, chunks, model versions, active pointer, vector journal", _v1),
     Migration(2, "query log, feedback, labelled pairs, jobs, API keys, synthetic questions", _v2),
@@ -106,6 +110,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "columns, the pair index on md5(question), the lexical index (generated tsvector, GIN)",
         _v5,
     ),
+    Migration(6, "leases: one owner across processes and hosts (writer, retrain, scheduler)", _v6),
 )
 
 

@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeEngine
 
 #: The version ``core.storage.migrations.MIGRATIONS`` ends at (each step is described there).
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 
 class PgText(TypeDecorator[str]):
@@ -255,6 +255,17 @@ schema_migrations = Table(
     Column("description", text_type(), nullable=False),
     # NULL: applied before this table existed (a catalog made by an older ragloop).
     Column("applied_at", Float, nullable=True),
+)
+
+# Leases (``core.storage.leases``): who may act alone (write the store, run the one retrain, run
+# the scheduler) across processes and hosts, until ``expires_at`` (seconds since the epoch, by
+# the database's clock on PostgreSQL) unless the owner renews it. Not data: never copied.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", key_type(128), primary_key=True),
+    Column("owner", key_type(255), nullable=False),
+    Column("expires_at", Float, nullable=False),
 )
 
 #: The tables holding a deployment's data, parents before children (``ragloop migrate-catalog``
