@@ -109,6 +109,31 @@ def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 
 
+def reused_store(data_dir: Path) -> dict[str, Any] | None:
+    """The build record (``bench-build.json``) of a store an earlier run finished, else None."""
+    marker = data_dir / "bench-build.json"
+    if not marker.exists():
+        return None
+    rec: dict[str, Any] = json.loads(marker.read_text())
+    print(f"store: reusing {data_dir} ({rec['chunks']:,} chunks)", flush=True)
+    return rec
+
+
+def ingest_store(
+    files: Sequence[Path], data_dir: Path, env: Mapping[str, str] | None = None
+) -> tuple[Timed, dict[str, Any]]:
+    """``ragloop ingest`` of ``files`` into ``data_dir`` (RuntimeError on any failure but a
+    document with no text), then that store's ``ragloop status``."""
+    argv = python_module("ragloop.cli.main", "ingest", *map(str, files), "--data-dir")
+    t = run_json([*argv, str(data_dir), "--json"], env=env, ok_codes=INGEST_OK_CODES)
+    if not only_blank_failures(t.output):
+        raise RuntimeError(f"ragloop ingest reported failures: {t.output['failed'][:3]}")
+    status = run_json(
+        python_module("ragloop.cli.main", "status", "--data-dir", str(data_dir), "--json")
+    ).output
+    return t, status
+
+
 def latency_summary(
     clients: int, latencies: Sequence[float], errors: Sequence[str], elapsed: float
 ) -> dict[str, Any]:

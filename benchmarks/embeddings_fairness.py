@@ -32,15 +32,13 @@ from urllib.parse import urlsplit
 
 from benchmarks.common import (
     DEFAULT_WORK_DIR,
-    INGEST_OK_CODES,
     bench_env,
     corpus_file,
+    ingest_store,
     load_questions,
-    only_blank_failures,
     print_table,
-    python_module,
     ratio,
-    run_json,
+    reused_store,
     write_json,
 )
 from benchmarks.query_load import drive, http_call, start_server
@@ -57,24 +55,17 @@ def build_store(work: Path, docs: int) -> tuple[Path, dict[str, Any]]:
 
     data_dir = work / f"fairness-scifact-first{docs}"
     marker = data_dir / "bench-build.json"
-    if marker.exists():
-        rec: dict[str, Any] = json.loads(marker.read_text())
-        print(f"store: reusing {data_dir} ({rec['chunks']:,} chunks)", flush=True)
-        return data_dir, rec
+    reused = reused_store(data_dir)
+    if reused is not None:
+        return data_dir, reused
     subset = work / f"fairness-scifact-first{docs}.jsonl"
     subset.parent.mkdir(parents=True, exist_ok=True)
     with subset.open("w", encoding="utf-8") as fh:
         for d in list(load_corpus(corpus_file("scifact")).values())[:docs]:
             fh.write(json.dumps({"_id": d.id, "title": d.title, "text": d.text}) + "\n")
     print(f"store: building {data_dir} ...", flush=True)
-    argv = python_module("ragloop.cli.main", "ingest", str(subset), "--data-dir", str(data_dir))
-    t = run_json([*argv, "--json"], ok_codes=INGEST_OK_CODES)
-    if not only_blank_failures(t.output):
-        raise RuntimeError(f"ragloop ingest reported failures: {t.output['failed'][:3]}")
-    status = run_json(
-        python_module("ragloop.cli.main", "status", "--data-dir", str(data_dir), "--json")
-    ).output
-    rec = {
+    t, status = ingest_store([subset], data_dir)
+    rec: dict[str, Any] = {
         "documents": status["documents"],
         "chunks": status["chunks"],
         "ingest_wall_s": round(t.seconds, 1),

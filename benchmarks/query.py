@@ -42,17 +42,15 @@ from typing import Any
 
 from benchmarks.common import (
     DEFAULT_WORK_DIR,
-    INGEST_OK_CODES,
     backend_choice,
     bench_env,
     corpus_file,
     embedder_info,
+    ingest_store,
     load_questions,
-    only_blank_failures,
     print_table,
-    python_module,
     ratio,
-    run_json,
+    reused_store,
     write_json,
 )
 from benchmarks.query_load import Call, QuestionFeed, Samples, drive, http_call, start_server
@@ -117,28 +115,17 @@ def build_store(
     name = f"query-{chunk_tokens}-{overlap}" + (f"-first{docs}" if quick else "")
     data_dir = work / name
     marker = data_dir / "bench-build.json"
-    if marker.exists():
-        rec: dict[str, Any] = json.loads(marker.read_text())
-        print(f"store: reusing {data_dir} ({rec['chunks']:,} chunks)", flush=True)
-        return data_dir, rec
+    reused = reused_store(data_dir)
+    if reused is not None:
+        return data_dir, reused
     if docs is not None:
         subsets = work / f"query-corpora-first{docs}"
         files = [_subset(c, subsets / f"{c}.jsonl", docs) for c in CORPORA]
     else:
         files = [corpus_file(c) for c in CORPORA]
     print(f"store: building {data_dir} from {len(files)} corpora ...", flush=True)
-    argv = python_module("ragloop.cli.main", "ingest", *map(str, files), "--data-dir")
-    t = run_json(
-        [*argv, str(data_dir), "--json"],
-        env=chunk_env(chunk_tokens, overlap),
-        ok_codes=INGEST_OK_CODES,
-    )
-    if not only_blank_failures(t.output):
-        raise RuntimeError(f"ragloop ingest reported failures: {t.output['failed'][:3]}")
-    status = run_json(
-        python_module("ragloop.cli.main", "status", "--data-dir", str(data_dir), "--json")
-    ).output
-    rec = {
+    t, status = ingest_store(files, data_dir, env=chunk_env(chunk_tokens, overlap))
+    rec: dict[str, Any] = {
         "chunk_tokens": chunk_tokens,
         "chunk_overlap": overlap,
         "documents": status["documents"],

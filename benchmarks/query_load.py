@@ -56,17 +56,31 @@ def start_server(data_dir: Path, extra_env: dict[str, str]) -> tuple[subprocess.
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
+    wait_ready(proc, f"{url}/readyz", 180, "ragloop serve did not become ready")
+    return proc, url
+
+
+def wait_ready(
+    proc: subprocess.Popen[bytes],
+    probe: str,
+    within_s: float,
+    failure: str,
+    timeout: float = 2,
+    poll_s: float = 0.5,
+) -> None:
+    """Poll ``probe`` until it answers 200; kill ``proc`` and exit with ``failure`` if it dies
+    or ``within_s`` seconds pass first."""
+    deadline = time.monotonic() + within_s
     while True:
         try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return proc, url
+            if httpx.get(probe, timeout=timeout).status_code == 200:
+                return
         except httpx.HTTPError:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise SystemExit("ragloop serve did not become ready")
-        time.sleep(0.5)
+            raise SystemExit(failure)
+        time.sleep(poll_s)
 
 
 # A worker's call: question -> None, raising on failure; plus a cleanup.

@@ -36,10 +36,8 @@ from itertools import count
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from benchmarks.common import bench_env, corpus_file, load_questions, print_table, write_json
-from benchmarks.query_load import Call, drive, http_call, start_server
+from benchmarks.query_load import Call, drive, http_call, start_server, wait_ready
 
 
 def _uptime() -> str:
@@ -57,17 +55,8 @@ def _chroma(root: Path) -> tuple[subprocess.Popen[bytes], str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit("chroma run did not start")
-        time.sleep(0.2)
+    wait_ready(proc, f"{url}/api/v2/heartbeat", 60, "chroma run did not start", 1, 0.2)
+    return proc, url
 
 
 def _subset(docs: int, out: Path) -> Path:

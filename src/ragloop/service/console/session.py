@@ -244,31 +244,28 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https"
 
 
-def set_session_cookie(response: Response, request: Request, value: str) -> None:
-    """Attach a session cookie: HttpOnly, SameSite=Strict, /console only, expiring."""
+def _set_cookie(response: Response, request: Request, name: str, value: str, max_age: int) -> None:
+    """Attach a console cookie: HttpOnly, SameSite=Strict, /console only, expiring."""
     response.set_cookie(
-        COOKIE,
+        name,
         value,
-        max_age=SESSION_TTL_S,
+        max_age=max_age,
         path=COOKIE_PATH,
         httponly=True,
         samesite="strict",
         secure=_secure(request),
     )
+
+
+def set_session_cookie(response: Response, request: Request, value: str) -> None:
+    """Attach a session cookie: HttpOnly, SameSite=Strict, /console only, expiring."""
+    _set_cookie(response, request, COOKIE, value, SESSION_TTL_S)
     response.delete_cookie(LOGIN_COOKIE, path=COOKIE_PATH)
 
 
 def set_login_cookie(response: Response, request: Request, token: str) -> None:
     """Attach the sign-in form's double-submit cookie."""
-    response.set_cookie(
-        LOGIN_COOKIE,
-        token,
-        max_age=LOGIN_TTL_S,
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="strict",
-        secure=_secure(request),
-    )
+    _set_cookie(response, request, LOGIN_COOKIE, token, LOGIN_TTL_S)
 
 
 def clear_session_cookie(response: Response, request: Request) -> None:
