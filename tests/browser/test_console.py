@@ -30,6 +30,13 @@ from tests.browser.console_app import (
 pytestmark = pytest.mark.integration
 __all__ = ["axe_source", "chromium", "live_console"]  # fixtures
 
+#: Misses labelled from the inbox with the keyboard after the chat's (newest first there).
+INBOX_LABELLED = (
+    "Why do most coasts see two high tides daily?",
+    "What do cleaner wrasse eat off larger reef fish?",
+    "What gas does yeast release that inflates dough?",
+    "Why does sticky magma explode into ash?",
+)
 #: The axe impacts that fail the test.
 BLOCKING = ("serious", "critical")
 AXE_RUN = """async () => {
@@ -85,8 +92,9 @@ def test_console_chat_label_retrain_roll_back_sign_out(
 
     app, url = live_console
     state = app.state.rl
-    # Two misses logged through the API beside the one the chat page makes.
-    for question in ("Which animals live on a coral reef?", "Who won the 1998 world cup?"):
+    # Misses logged through the API (thumbs down), oldest first, beside the one the chat page
+    # makes: one the corpus cannot answer, then four that the longer documents answer.
+    for question in ("Who won the 1998 world cup?", *INBOX_LABELLED):
         out = httpx.post(f"{url}/v1/query", json={"question": question}, timeout=60).json()
         httpx.post(
             f"{url}/v1/feedback", json={"query_id": out["query_id"], "rating": "down"}, timeout=60
@@ -176,12 +184,22 @@ def test_console_chat_label_retrain_roll_back_sign_out(
             expect(page.locator("#mark-1")).to_be_checked()
             page.keyboard.press("l")
             expect(page.locator(".detail h2")).not_to_have_text("What causes scurvy?")
-            # the next miss: not answerable, with "n"
+            # the next four: passage 1 of the live retriever's results for the question itself
+            for question in reversed(INBOX_LABELLED):
+                expect(page.locator(".detail h2")).to_have_text(question)
+                page.wait_for_load_state("load")
+                page.keyboard.press("1")
+                expect(page.locator("#mark-1")).to_be_checked()
+                page.keyboard.press("l")
+                expect(page.locator(".detail h2")).not_to_have_text(question)
+            # the last: not answerable, with "n"
+            expect(page.locator(".detail h2")).to_have_text("Who won the 1998 world cup?")
+            page.wait_for_load_state("load")
             page.keyboard.press("n")
             expect(page.locator("#action-status")).to_contain_text("not answerable")
             page.wait_for_url(re.compile(r"/console/misses"))
             page.goto(f"{url}/console/misses")
-            expect(page.locator(".misslist .badge.labelled")).to_have_count(1)
+            expect(page.locator(".misslist .badge.labelled")).to_have_count(5)
             expect(page.locator(".misslist .badge.not_answerable")).to_have_count(1)
             page.keyboard.press("j")
             expect(page.locator(".misslist li.selected")).not_to_contain_text("scurvy")
@@ -209,10 +227,13 @@ def test_console_chat_label_retrain_roll_back_sign_out(
             page.get_by_role("button", name="Start retrain").click()
             expect(page.locator("#job")).to_be_visible()
             seen: list[tuple[str, str]] = []
+            losses: set[str] = set()  # the worker's "training step N/M, loss X" messages seen
             final = {"promoted", "rejected", "failed", "cancelled"}
             for _ in range(600):  # up to ~5 minutes on two cores
                 job_state = page.locator("#job-state").inner_text()
                 percent = page.locator("#job-percent").inner_text()
+                if ", loss " in (text := page.locator("#job-message").inner_text()):
+                    losses.add(text)
                 if not seen or seen[-1] != (job_state, percent):
                     seen.append((job_state, percent))
                     if len(seen) == 3:
@@ -225,7 +246,13 @@ def test_console_chat_label_retrain_roll_back_sign_out(
             assert len(seen) >= 3, f"progress never moved: {seen} ({message})"
             assert seen[-1][0] in final, f"the job did not finish: {seen}"
             assert seen[-1][0] != "failed", page.locator("#job-log-text").inner_text()
-            print("retrain states seen by the page:", seen, message)
+            print("retrain states seen by the page:", seen, message, f"{len(losses)} losses")
+            # the loss curve drew a point for each training step's loss the page saw
+            if len(losses) >= 2:
+                expect(page.locator("#loss-figure")).to_be_visible()
+                points = int(page.locator("#loss-curve").get_attribute("data-points") or 0)
+                assert points >= 2, (points, losses)
+                assert len(page.locator("#loss-line").get_attribute("points").split()) == points
             assert seen[-1][0] == "promoted", f"the gate refused the candidate: {message}"
             version = state.runtime.catalog.active_version().version
             assert version.startswith("ft-") and message == f"{version} is active"
@@ -257,7 +284,8 @@ def test_console_chat_label_retrain_roll_back_sign_out(
             expect(page.locator("#gate-decision")).to_contain_text("Promoted")
             expect(page.locator("#gate-metrics")).to_contain_text("ndcg@10")
             expect(page.locator("#gate-metrics thead")).to_contain_text("base")
-            expect(page.locator("#per-question")).to_contain_text("per-question scores")
+            expect(page.locator("#per-question")).to_contain_text("On 12 gate questions")
+            expect(page.locator("#question-wins caption")).to_contain_text("Largest wins")
             expect(page.locator("#training-manifest")).to_contain_text("synthetic")
             audit(page, "version report")
             shot(page, "version", full=True)
@@ -313,6 +341,9 @@ def test_console_chat_label_retrain_roll_back_sign_out(
     }
     labelled = state.querylog.pairs(LABELLED_SOURCES)
     questions = {p["question"] for p in labelled}
-    assert {"What causes scurvy?", "What does bread need?"} <= questions
+    assert {"What causes scurvy?", "What does bread need?", *INBOX_LABELLED} <= questions
+    # the five labelled from the inbox: one pair each (passage 1, or the rephrased search's)
+    inbox = {"What causes scurvy?", *INBOX_LABELLED}
+    assert sum(p["question"] in inbox for p in labelled) == 5
     assert len(state.querylog.pairs(NOT_ANSWERABLE)) == 1
     assert not problems, problems

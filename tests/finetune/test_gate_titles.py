@@ -89,7 +89,7 @@ def _gate(
     try:
         current = worker.models.index_for(worker.catalog.get_version(worker.spec.current_version))
         vecs = np.load(files.current_vectors)
-        worker._gate(
+        result = worker._gate(
             current,
             current.embedder,
             corpus if corpus is not None else files.read_corpus(),
@@ -97,6 +97,10 @@ def _gate(
             vecs,
             files.read_train(),
         )
+        # every gate question's score for both models is in the report (the version page's)
+        assert [q["question"] for q in result.per_question or []] == [
+            h["question"] for h in files.read_heldout()
+        ]
     finally:
         worker.catalog.close()
     return seen["current"], seen["recipe"]

@@ -355,6 +355,8 @@ def test_start_poll_and_cancel_a_retrain(
     assert polled["state"] == "running" and polled["progress"] == 0.4
     page = console.get(f"/console/jobs?job={job['id']}").text
     assert 'id="job-progress"' in page and "training" in page
+    # the loss curve's frame, filled in by console.js from the polled messages
+    assert 'id="loss-curve" role="img"' in page and 'id="loss-line"' in page
     cancelled = console.post(
         f"/console/jobs/{job['id']}/cancel",
         data={"csrf": csrf},
@@ -490,6 +492,31 @@ def test_a_version_report_shows_its_gate_beside_the_version_it_challenged(
     assert base.status_code == 200 and "no gate report" in base.text
     unknown = console.get("/console/versions/nope")
     assert unknown.status_code == 404 and "nope" in unknown.text
+
+
+def test_a_version_report_lists_per_question_wins_and_losses(console: TestClient) -> None:
+    per_question = [
+        {"question": f"gain {i}?", "current": 0.2, "candidate": 0.2 + 0.05 * i}
+        for i in range(1, 14)
+    ]
+    per_question += [
+        {"question": "lost <it>?", "current": 1.0, "candidate": 0.5},
+        {"question": "lost a little?", "current": 0.6, "candidate": 0.5},
+        {"question": "same?", "current": 0.4, "candidate": 0.4},
+    ]
+    version = _gated_version(console, "ft-pq", GATE | {"per_question": per_question})
+    html = console.get(f"/console/versions/{version}").text
+    summary = html.split('id="per-question"')[1].split("</p>")[0]
+    assert "On 16 gate questions" in summary
+    assert "won 13" in summary and "lost 2" in summary and "tied 1" in summary
+    wins = html.split('id="question-wins"')[1].split("</table>")[0]
+    assert "Largest wins (10 of 13)" in wins
+    assert wins.index("gain 13?") < wins.index("gain 12?") and "gain 3?" not in wins
+    assert "+0.6500 better" in wins
+    losses = html.split('id="question-losses"')[1].split("</table>")[0]
+    assert losses.index("lost &lt;it&gt;?") < losses.index("lost a little?")  # escaped
+    assert "-0.5000 worse" in losses and "same?" not in losses
+    assert "does not store per-question scores" not in html
 
 
 def test_a_report_written_before_newer_gate_fields_still_shows() -> None:

@@ -24,6 +24,9 @@ from ragloop.finetune.forgetting import ForgettingCheck
 KS = DEFAULT_KS
 CONFIDENCE = 0.95
 BOOTSTRAP_ROUNDS = 2000
+#: At most this many per-question scores are kept in a gate report, questions cut to this length.
+PER_QUESTION_CAP = 500
+QUESTION_CHARS = 300
 
 
 @dataclass
@@ -57,6 +60,9 @@ class GateResult:
     forgetting: dict[str, Any] | None = None
     #: Where the gate questions came from (labelled held-out, headings/titles, LLM...).
     question_origins: dict[str, int] | None = None
+    #: The primary metric of each gate question for both models, ``{question, current,
+    #: candidate}`` (the first ``PER_QUESTION_CAP``, questions cut to ``QUESTION_CHARS``).
+    per_question: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -108,6 +114,20 @@ def _run(
     }
     qrels = {str(i): dict.fromkeys(gold, 1) for i, gold in enumerate(gold_docs)}
     return run, qrels
+
+
+def per_question_scores(
+    questions: Sequence[str], current: Sequence[float], candidate: Sequence[float]
+) -> list[dict[str, Any]]:
+    """``GateResult.per_question``: each question's primary metric for both models."""
+    return [
+        {
+            "question": q[:QUESTION_CHARS],
+            "current": round(float(c), 6),
+            "candidate": round(float(n), 6),
+        }
+        for q, c, n in list(zip(questions, current, candidate, strict=False))[:PER_QUESTION_CAP]
+    ]
 
 
 def bootstrap_lower_bound(deltas: Sequence[float], seed: int = 0) -> float:

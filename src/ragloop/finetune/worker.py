@@ -39,7 +39,7 @@ from ragloop.finetune.forgetting import (
     general_check,
     sample_general,
 )
-from ragloop.finetune.gate import GateResult, decide
+from ragloop.finetune.gate import GateResult, decide, per_question_scores
 from ragloop.finetune.jobspec import (
     ENCODING,
     EXIT_CANCELLED,
@@ -299,6 +299,9 @@ class Worker:
         result.recipes = compared.recipes
         result.recipe_questions = compared.recipe_questions
         result.question_origins = origins
+        result.per_question = per_question_scores(
+            questions, compared.current_per_query, compared.candidate_per_query
+        )
         return result
 
     def _bodies(

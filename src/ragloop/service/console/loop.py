@@ -279,7 +279,45 @@ GATE_FIELDS: dict[str, Any] = {
     "recipe_questions": None,
     "forgetting": None,
     "question_origins": None,
+    "per_question": None,
 }
+#: How many of the largest wins, and of the largest losses, the version page lists.
+TOP_QUESTIONS = 10
+#: A per-question change smaller than this is a tie.
+TIE = 1e-6
+
+
+def question_changes(gate: dict[str, Any]) -> dict[str, Any] | None:
+    """Per-question wins, losses and ties of the candidate over the version it challenged,
+    with the largest of each (None: the report stores no per-question scores)."""
+    stored = gate.get("per_question")
+    if not isinstance(stored, list) or not stored:
+        return None
+    rows: list[dict[str, Any]] = []
+    for item in stored:
+        if not isinstance(item, dict):
+            continue
+        cur, cand = item.get("current"), item.get("candidate")
+        if not isinstance(cur, (int, float)) or not isinstance(cand, (int, float)):
+            continue
+        rows.append(
+            {
+                "question": str(item.get("question", "")),
+                "current": float(cur),
+                "candidate": float(cand),
+                "delta": float(cand) - float(cur),
+            }
+        )
+    wins = sorted((r for r in rows if r["delta"] > TIE), key=lambda r: -r["delta"])
+    losses = sorted((r for r in rows if r["delta"] < -TIE), key=lambda r: r["delta"])
+    return {
+        "n": len(rows),
+        "wins": len(wins),
+        "losses": len(losses),
+        "ties": len(rows) - len(wins) - len(losses),
+        "top_wins": wins[:TOP_QUESTIONS],
+        "top_losses": losses[:TOP_QUESTIONS],
+    }
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -313,6 +351,7 @@ def version_report(state: AppState, mv: ModelVersion) -> dict[str, Any]:
         "gate": gate,
         "metrics": metric_rows(gate) if gate else [],
         "recipes": recipe_rows(gate) if gate else [],
+        "questions": question_changes(gate) if gate else None,
         "grid": sorted(recipes.items(), key=lambda kv: -kv[1]) if isinstance(recipes, dict) else [],
         "chosen_recipe": chosen,
         "manifest": manifest,

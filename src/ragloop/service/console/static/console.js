@@ -108,6 +108,51 @@
     const log = $("#job-log");
     if (log) { log.hidden = !job.log_tail; set("#job-log-text", job.log_tail || ""); }
     if (jobBox) jobBox.dataset.done = job.done ? "true" : "false";
+    trackLoss(job);
+  }
+  // The loss curve: the worker's message says "training step N/M, loss X" while it trains; the
+  // page keeps what it has seen of this job (at most LOSS_POINTS) and draws it as inline SVG.
+  const LOSS_POINTS = 300;
+  let losses = [];
+  let lossJob = null;
+  function trackLoss(job) {
+    const fig = $("#loss-figure");
+    if (!fig) return;
+    if (job.id !== lossJob) { lossJob = job.id; losses = []; fig.hidden = true; }
+    const m = /training step (\d+)\/(\d+), loss ([-+0-9.eE]+|nan|inf)/.exec(job.message || "");
+    if (!m) return;
+    const step = Number(m[1]), total = Math.max(Number(m[2]), 1), loss = Number(m[3]);
+    if (!Number.isFinite(loss)) return;
+    const last = losses[losses.length - 1];
+    if (last && step === last.step) return;
+    if (last && step < last.step) losses = [];  // a new training run of the same job
+    losses.push({ step, loss });
+    if (losses.length > LOSS_POINTS) losses.shift();
+    drawLoss(fig, total);
+  }
+  function drawLoss(fig, total) {
+    const svg = $("#loss-curve", fig);
+    const w = 320, h = 90, pad = 6;
+    const lo = Math.min(...losses.map((p) => p.loss)), hi = Math.max(...losses.map((p) => p.loss));
+    const span = hi - lo || 1;
+    const xy = (p) => [
+      (pad + (w - 2 * pad) * (p.step / total)).toFixed(1),
+      (pad + (h - 2 * pad) * (1 - (hi === lo ? 0.5 : (p.loss - lo) / span))).toFixed(1),
+    ];
+    const line = $("#loss-line", svg);
+    line.setAttribute("points", losses.map((p) => xy(p).join(",")).join(" "));
+    const end = xy(losses[losses.length - 1]);
+    const dot = $("#loss-last", svg);
+    dot.setAttribute("cx", end[0]);
+    dot.setAttribute("cy", end[1]);
+    const first = losses[0], now = losses[losses.length - 1];
+    const text = "Training loss from " + first.loss.toFixed(4) + " at step " + first.step +
+      " to " + now.loss.toFixed(4) + " at step " + now.step + " of " + total +
+      " (" + losses.length + " points; lowest " + lo.toFixed(4) + ", highest " + hi.toFixed(4) + ")";
+    $("#loss-desc", svg).textContent = text;
+    $("#loss-caption", fig).textContent = text;
+    svg.dataset.points = String(losses.length);
+    fig.hidden = false;
   }
   let timer = null;
   function follow(id) {
