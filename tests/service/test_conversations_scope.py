@@ -93,3 +93,23 @@ def test_an_unknown_id_and_your_own_conversation_keep_their_id(client: TestClien
     assert _conversations(client).resume("my-own-name", None)[0] == "my-own-name"
     assert len(_conversations(client).resume("my-own-name", None)[1]) == 1
     assert _ask(client, "my-own-name")["conversation_id"] == "my-own-name"
+
+
+def test_a_continued_conversation_shows_the_answer_prompt_the_questions_as_typed(
+    make_client: ClientFactory,
+) -> None:
+    # The log keeps a follow-up's stand-alone rewrite as its question and the typed text as
+    # raw_question; the history handed to the generator is the conversation as it was.
+    gen = Recording()
+    client = make_client({"fake": gen})
+    cid = _ask(client)["conversation_id"]
+    body = {"question": "and what about it?", "conversation_id": cid}
+    assert client.post("/api/answer", json=body).status_code == 200
+    engine = client.app.state.rl.querylog.engine  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        logged = conn.execute(
+            queries.select().where(queries.c.conversation_id == cid).order_by(queries.c.created_at)
+        ).all()
+    assert logged[1].raw_question == "and what about it?" != logged[1].question
+    _ask(client, cid)
+    assert [t.question for t in gen.histories[-1]] == ["whale ocean", "and what about it?"]

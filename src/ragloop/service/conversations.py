@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import ColumnElement, Engine, select
+from sqlalchemy import ColumnElement, Engine, func, select
 
 from ragloop.core.errors import InvalidInputError, NotFoundError
 from ragloop.core.generators.base import Turn
@@ -65,9 +65,13 @@ class Conversations:
 
     def turns(self, conversation_id: str, client: str | None, last: int = 20) -> list[Turn]:
         """The last ``last`` exchanges of ``client``'s conversation, oldest first; empty for an
-        unknown id or another client's (``client`` None: anonymous callers)."""
+        unknown id or another client's (``client`` None: anonymous callers). Each question as
+        the user typed it (the answer prompt sees the conversation as it was; the condenser
+        makes the stand-alone versions again)."""
         stmt = (
-            select(t.queries.c.question, t.queries.c.answer)
+            select(
+                func.coalesce(t.queries.c.raw_question, t.queries.c.question), t.queries.c.answer
+            )
             .where(*self._scope(conversation_id, client))
             .order_by(t.queries.c.created_at.desc())
             .limit(last)
