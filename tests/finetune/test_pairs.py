@@ -2,6 +2,8 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+
 from ragloop.core.runtime import Runtime
 from ragloop.core.storage.querylog import QueryLog
 from ragloop.finetune.options import RetrainOptions
@@ -21,6 +23,12 @@ from ragloop.finetune.synthetic import (
 )
 from ragloop.ingest.pipeline import Ingestor
 from tests.ingest.samples import write_corpus
+
+
+@pytest.fixture
+def fake_runtime(fake_runtime_any: Runtime) -> Runtime:
+    """Every test here runs once on a SQLite catalog and once on a PostgreSQL one."""
+    return fake_runtime_any
 
 
 def _ingest_many(rt: Runtime, tmp_path: Path, n: int = 40) -> None:

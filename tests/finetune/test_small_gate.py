@@ -18,6 +18,12 @@ from ragloop.finetune.retrain import RetrainManager
 from ragloop.ingest.pipeline import Ingestor
 
 
+@pytest.fixture
+def fake_runtime(fake_runtime_any: Runtime) -> Runtime:
+    """Every test here runs once on a SQLite catalog and once on a PostgreSQL one."""
+    return fake_runtime_any
+
+
 def _guides(rt: Runtime, root: Path, n: int) -> list[str]:
     """``n`` markdown guides with two headed sections each; returns their document ids."""
     root.mkdir(parents=True, exist_ok=True)

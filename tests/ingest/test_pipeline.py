@@ -11,6 +11,12 @@ from tests.fakes import KeywordEmbedder
 from tests.ingest.samples import make_pdf, write_corpus
 
 
+@pytest.fixture
+def fake_runtime(fake_runtime_any: Runtime) -> Runtime:
+    """Every test here runs once on a SQLite catalog and once on a PostgreSQL one."""
+    return fake_runtime_any
+
+
 def assert_consistent(rt: Runtime) -> None:
     """Catalog chunks and the active collection's vectors are the same set."""
     index = rt.active_index()

@@ -1,9 +1,22 @@
 import json
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.fakes import FakeGenerator
 from tests.service.conftest import ClientFactory
+
+
+@pytest.fixture
+def make_client(make_client: ClientFactory, catalog_url: str) -> ClientFactory:
+    """Every test here runs once on a SQLite catalog and once on a PostgreSQL one."""
+
+    def build(generators: dict[str, Any] | None = None, **overrides: Any) -> TestClient:
+        overrides.setdefault("catalog_url", catalog_url)
+        return make_client(generators, **overrides)
+
+    return build
 
 
 def _events(text: str) -> list[tuple[str, dict]]:  # type: ignore[type-arg]
