@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from ragloop.core.errors import ConfigError
-from ragloop.core.settings import load_settings
+from ragloop.core.settings import Settings, load_settings
 
 
 def test_env_prefix_and_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -44,3 +44,14 @@ def test_bad_values_fail_with_the_variable_named(
 def test_overlap_must_be_below_chunk_size() -> None:
     with pytest.raises(ConfigError, match="chunk_overlap"):
         load_settings(chunk_tokens=32, chunk_overlap=32)
+
+
+def test_the_shared_root_holds_models_uploads_and_jobs(tmp_path: Path) -> None:
+    # Every replica and training host mounts it at the same path; without it, the data dir.
+    local = Settings(data_dir=tmp_path / "data")
+    assert local.models_dir == tmp_path / "data" / "models"
+    assert local.uploads_dir == tmp_path / "data" / "uploads"
+    shared = Settings(data_dir=tmp_path / "data", shared_root=tmp_path / "mnt")
+    assert shared.models_dir == tmp_path / "mnt" / "models"
+    assert shared.uploads_dir == tmp_path / "mnt" / "uploads"
+    assert shared.artifacts_root == tmp_path / "mnt"

@@ -257,8 +257,8 @@ class Settings(BaseSettings):
     )
     shared_root: Path | None = Field(
         None,
-        description="With remote training: the folder every host mounts at the same path, "
-        "holding job folders and candidate models; default the data dir.",
+        description="The folder every replica and training host mounts at the same path, "
+        "holding model versions, uploads and job folders; default the data dir.",
     )
     training_lease_seconds: float = Field(
         60.0,
@@ -356,9 +356,15 @@ class Settings(BaseSettings):
         return None
 
     @property
+    def artifacts_root(self) -> Path:
+        """Where model versions, uploads and job folders live: ``RAGLOOP_SHARED_ROOT`` (a
+        folder every replica and worker mounts at the same path) or the data dir."""
+        return self.shared_root or self.data_dir
+
+    @property
     def uploads_dir(self) -> Path:
         """Where uploaded files are kept (they are the documents' source files)."""
-        return self.data_dir / "uploads"
+        return self.artifacts_root / "uploads"
 
     @property
     def resolved_catalog_url(self) -> str:
@@ -375,7 +381,7 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         """Where fine-tuned model versions are written."""
-        return self.data_dir / "models"
+        return self.artifacts_root / "models"
 
     @property
     def max_file_bytes(self) -> int:

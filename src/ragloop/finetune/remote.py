@@ -74,7 +74,7 @@ def queue_url(settings: Settings) -> str:
 def shared_root(settings: Settings) -> Path:
     """Where remote jobs' folders and candidate models live: RAGLOOP_SHARED_ROOT or the data
     dir (then the data dir must be the shared mount)."""
-    return (settings.shared_root or settings.data_dir).resolve()
+    return settings.artifacts_root.resolve()
 
 
 def _conninfo(url: str) -> str:

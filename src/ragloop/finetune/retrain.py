@@ -135,8 +135,9 @@ class RetrainManager:
         return self.jobs.get(job_id).state == "cancelling"
 
     def _root(self) -> Path:
-        """Where job folders and candidate models go: the shared root for remote training."""
-        return shared_root(self.rt.settings) if self.remote else self.rt.settings.data_dir
+        """Where job folders and candidate models go: ``RAGLOOP_SHARED_ROOT`` when set (every
+        replica and worker reads it), else the data dir."""
+        return shared_root(self.rt.settings)
 
     def _job_files(self, job_id: str) -> JobFiles:
         return JobFiles(self._root() / "jobs" / job_id)
@@ -241,7 +242,7 @@ class RetrainManager:
                 for q, gold in data.heldout
             ]
         )
-        candidate_dir = self._root() / "models" / version  # settings.models_dir when local
+        candidate_dir = self._root() / "models" / version  # settings.models_dir
         spec = JobSpec(
             job_id=job_id,
             version=version,
