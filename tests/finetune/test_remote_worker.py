@@ -13,28 +13,17 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from ragloop.core.settings import Settings
 from ragloop.service.app import create_app
-from tests.finetune.test_loop import TOPICS, _gate_dataset
+from tests.finetune.test_loop import TOPICS, _gate_dataset, _wait
 
 pytestmark = pytest.mark.integration
 ADMIN = {"Authorization": "Bearer t"}
 LEASE = 4.0
-
-
-def _wait(client: TestClient, job_id: str, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = client.get(f"/admin/jobs/{job_id}", headers=ADMIN).json()
-        if job["done"]:
-            return job  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, job
-        time.sleep(0.2)
 
 
 def _wait_message(client: TestClient, job_id: str, message: str) -> None:

@@ -20,20 +20,13 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.finetune.test_loop import TOPICS, _gate_dataset
 from tests.pg_server import PostgresServer
 from tests.system.helpers import free_port
 from tests.system.test_chroma_server import chroma_url  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.integration
 ADMIN = {"Authorization": "Bearer t"}
-TOPICS = {
-    "scurvy": "Scurvy is caused by a lack of vitamin C in the diet of sailors.",
-    "volcano": "A volcano erupts lava when magma rises through the crust.",
-    "reef": "Coral reefs shelter fish and other ocean life in warm shallow seas.",
-    "bread": "Bread is baked from flour, water, salt and yeast.",
-    "rail": "A train runs on steel rails between the stations of a line.",
-    "whale": "The blue whale is the largest animal that ever lived in the ocean.",
-}
 QUESTION = "why did sailors get sick"
 #: docs/deployment.md: a replica re-reads the active pointer every second; the first request
 #: after a change loads the new model (seconds on this busy 2-core machine) and in-flight
@@ -45,28 +38,6 @@ LOAD_SLACK_S = 6.0
 def _client(url: str) -> httpx.Client:
     """A new connection per request: a kept-alive one stays with one worker of a replica."""
     return httpx.Client(base_url=url, timeout=60, limits=httpx.Limits(max_keepalive_connections=0))
-
-
-def _gate_dataset(root: Path) -> Path:
-    root.mkdir()
-    (root / "qrels").mkdir()
-    with (root / "corpus.jsonl").open("w") as fh:
-        for k, text in TOPICS.items():
-            fh.write(json.dumps({"_id": k, "title": k, "text": text}) + "\n")
-    qs = {
-        "q1": QUESTION,
-        "q2": "molten rock from a mountain",
-        "q3": "where do fish live near the coast",
-        "q4": "how is a loaf made",
-    }
-    gold = {"q1": "scurvy", "q2": "volcano", "q3": "reef", "q4": "bread"}
-    (root / "queries.jsonl").write_text(
-        "".join(json.dumps({"_id": q, "text": t}) + "\n" for q, t in qs.items())
-    )
-    (root / "qrels" / "test.tsv").write_text(
-        "query-id\tcorpus-id\tscore\n" + "".join(f"{q}\t{d}\t1\n" for q, d in gold.items())
-    )
-    return root
 
 
 class Replica:
