@@ -6,6 +6,7 @@ metrics a scrape sums."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy
 
 from tests.finetune.test_loop import TOPICS, _gate_dataset
 from tests.pg_server import PostgresServer
@@ -97,27 +99,25 @@ class Replica:
                 self.proc.wait()
 
 
-@pytest.fixture
-def replicas(
-    tmp_path: Path,
-    pg_server: PostgresServer,
-    chroma_url: str,  # noqa: F811 - the fixture imported above
+@contextlib.contextmanager
+def _pair(
+    tmp_path: Path, catalog: str, chroma: str, extra: dict[str, str], workers: tuple[int, int]
 ) -> Iterator[tuple[Replica, Replica]]:
-    catalog = pg_server.url(pg_server.migrated_database())
+    """Two replicas on one catalog and one Chroma server, started together, stopped after."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAGLOOP_")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env |= {
         "RAGLOOP_CATALOG_URL": catalog,
-        "RAGLOOP_CHROMA_URL": chroma_url,
+        "RAGLOOP_CHROMA_URL": chroma,
         "RAGLOOP_GENERATOR": "extractive",
         "RAGLOOP_ADMIN_TOKEN": "t",
         "RAGLOOP_RETRIEVAL": "dense",
         "RAGLOOP_GATE_DATASETS_ROOT": str(tmp_path),
-    }
+    } | extra
     # One host here, so one data dir (models, job files); across hosts it is a shared volume.
     data = tmp_path / "data"
-    a = Replica("a", env, data, workers=2)
-    b = Replica("b", env, data, workers=1)
+    a = Replica("a", env, data, workers=workers[0])
+    b = Replica("b", env, data, workers=workers[1])
     try:
         deadline = time.monotonic() + 120
         a.wait_ready(deadline)
@@ -128,6 +128,17 @@ def replicas(
         b.stop()
 
 
+@pytest.fixture
+def replicas(
+    tmp_path: Path,
+    pg_server: PostgresServer,
+    chroma_url: str,  # noqa: F811 - the fixture imported above
+) -> Iterator[tuple[Replica, Replica]]:
+    catalog = pg_server.url(pg_server.migrated_database())
+    with _pair(tmp_path, catalog, chroma_url, {}, (2, 1)) as pair:
+        yield pair
+
+
 def _wait_job(replica: Replica, job_id: str, timeout: float = 150) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -136,6 +147,18 @@ def _wait_job(replica: Replica, job_id: str, timeout: float = 150) -> dict[str, 
             return job  # type: ignore[no-any-return]
         assert time.monotonic() < deadline, job
         time.sleep(0.3)
+
+
+def _ingest(replica: Replica) -> None:
+    corpus = "".join(
+        json.dumps({"_id": k, "title": k, "text": v}) + "\n" for k, v in TOPICS.items()
+    )
+    up = replica.http.post(
+        "/v1/documents", files=[("files", ("corpus.jsonl", corpus))], headers=ADMIN
+    )
+    assert up.status_code == 202, up.text
+    job = _wait_job(replica, up.json()["id"], timeout=60)
+    assert job["state"] == "succeeded", job
 
 
 def _followed(replica: Replica, version: str, since: float) -> float:
@@ -161,13 +184,7 @@ def test_two_replicas_share_catalog_chroma_jobs_and_promotions(
     _gate_dataset(tmp_path / "gate")
 
     # ingest through A, query through B
-    corpus = "".join(
-        json.dumps({"_id": k, "title": k, "text": v}) + "\n" for k, v in TOPICS.items()
-    )
-    up = a.http.post("/v1/documents", files=[("files", ("corpus.jsonl", corpus))], headers=ADMIN)
-    assert up.status_code == 202, up.text
-    job = _wait_job(a, up.json()["id"], timeout=60)
-    assert job["state"] == "succeeded", job
+    _ingest(a)
     first = b.query()
     assert first["model_version"] == "base"
     assert first["sources"][0]["chunk_id"] and "Scurvy" in first["sources"][0]["text"]
@@ -254,6 +271,33 @@ def test_two_replicas_share_catalog_chroma_jobs_and_promotions(
     assert totals == {answered["a"] + a.queries}
     a.stop()
     assert not metrics_dir.exists()  # serve removes the folder it made
+
+
+def test_two_replicas_with_the_scheduler_start_one_job_when_due(
+    tmp_path: Path,
+    pg_server: PostgresServer,
+    chroma_url: str,  # noqa: F811 - the fixture imported above
+) -> None:
+    """Three schedulers (replica A's two workers and B's) look every half second at a trigger
+    due every 8 seconds: when it fires, one retrain job starts, not one per process."""
+    database = pg_server.migrated_database()
+    extra = {"RAGLOOP_RETRAIN_EVERY_HOURS": str(8 / 3600), "RAGLOOP_RETRAIN_CHECK_S": "0.5"}
+    with _pair(tmp_path, pg_server.url(database), chroma_url, extra, (2, 1)) as (a, b):
+        _ingest(a)  # before any document, a due trigger starts nothing (nothing to train on)
+        deadline = time.monotonic() + 60
+        while not (started := a.http.get("/admin/jobs?kind=retrain", headers=ADMIN).json()):
+            assert time.monotonic() < deadline, "the scheduler started no job"
+            time.sleep(0.2)
+        time.sleep(4)  # eight more looks by each of the three schedulers
+        jobs = b.http.get("/admin/jobs?kind=retrain", headers=ADMIN).json()
+        assert [j["id"] for j in jobs] == [started[0]["id"]], jobs
+        engine = sqlalchemy.create_engine(pg_server.url(database))
+        with engine.connect() as conn:
+            holders = conn.execute(
+                sqlalchemy.text("SELECT owner FROM leases WHERE name = 'scheduler'")
+            ).all()
+        engine.dispose()
+        assert len(holders) == 1, holders  # one process looks at the triggers
 
 
 def _worker_environ(pid: int) -> dict[str, str]:

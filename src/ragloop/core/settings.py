@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     keep_versions: int = Field(3, ge=1, le=100, description="Model versions kept for rollback.")
     retrain_every_hours: float = Field(0, ge=0, description="Scheduler: retrain every N hours.")
     retrain_after_misses: int = Field(0, ge=0, description="Scheduler: retrain after M misses.")
+    retrain_check_s: float = Field(
+        60.0, gt=0, le=3600, description="Scheduler: seconds between looks at its triggers."
+    )
     lease_ttl_s: float = Field(
         30.0,
         gt=0,

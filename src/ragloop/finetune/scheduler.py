@@ -2,8 +2,9 @@
 
 With several replicas on one catalog, each runs a scheduler but only the holder of the
 ``scheduler`` lease looks at the triggers (another takes over within the lease TTL when it
-dies), and the one-job rule (``JobStore``) refuses a second job whatever happens. The schedule
-counts from the newest retrain job in the catalog, so a new holder does not restart it.
+dies), and the one-job rule (``JobStore``) refuses a second job whatever happens. Both
+triggers count from the newest retrain job in the catalog (the schedule's hours, and the misses
+logged since), so a new holder neither restarts the schedule nor counts misses twice.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ class Scheduler:
         self.leases = leases
         self._stop = threading.Event()
         self._last = time.time()
-        self._misses_at_last = log.counts()["misses"]
         self.thread = threading.Thread(target=self._loop, daemon=True, name="retrain-scheduler")
 
     @property
@@ -66,7 +66,7 @@ class Scheduler:
             self._last = max(self._last, newest[0].created_at)
         if self.every_s > 0 and time.time() - self._last >= self.every_s:
             return "schedule"
-        new = self.log.counts()["misses"] - self._misses_at_last
+        new = self.log.misses_since(self._last)
         if self.after_misses > 0 and new >= self.after_misses:
             return f"{new} new misses"
         return None
@@ -82,4 +82,3 @@ class Scheduler:
             with contextlib.suppress(RagloopError):
                 self.manager.start(RetrainOptions())
             self._last = time.time()
-            self._misses_at_last = self.log.counts()["misses"]

@@ -133,6 +133,7 @@ def build_state(
             querylog,
             settings.retrain_every_hours,
             settings.retrain_after_misses,
+            tick_s=settings.retrain_check_s,
             leases=leases,
         )
         state = AppState(

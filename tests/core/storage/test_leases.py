@@ -205,8 +205,8 @@ class _Manager:
 
 
 class _Log:
-    def counts(self) -> dict[str, int]:
-        return {"misses": 0}
+    def misses_since(self, since: float) -> int:
+        return 0
 
 
 def test_two_schedulers_start_one_job(catalog: Catalog, other: Catalog) -> None:

@@ -193,6 +193,18 @@ class QueryLog:
                 by_reason[r] = by_reason.get(r, 0) + 1
         return {"queries": int(total), "misses": len(reasons), "misses_by_reason": by_reason}
 
+    def misses_since(self, since: float) -> int:
+        """How many queries logged at or after ``since`` (epoch seconds) were flagged misses:
+        the scheduler's trigger, counted in the catalog so every replica sees the same number."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(t.queries)
+                    .where(t.queries.c.miss.is_(True), t.queries.c.created_at >= since)
+                ).scalar_one()
+            )
+
 
 def _values(r: QueryRecord) -> dict[str, Any]:
     out = dict(r.__dict__)
