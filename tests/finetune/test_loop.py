@@ -60,7 +60,9 @@ def _wait(client: TestClient, job_id: str, timeout: float = 300) -> dict[str, An
 
 
 @pytest.fixture
-def loop_client(tmp_path: Path):  # type: ignore[no-untyped-def]
+def loop_client(tmp_path: Path, catalog_url: str):  # type: ignore[no-untyped-def]
+    """A real-model service with a small corpus and one feedback pair; every test here runs on
+    a SQLite catalog and on a PostgreSQL one."""
     corpus = tmp_path / "corpus.jsonl"
     with corpus.open("w") as fh:
         for k, text in TOPICS.items():
@@ -71,6 +73,7 @@ def loop_client(tmp_path: Path):  # type: ignore[no-untyped-def]
         data_dir=tmp_path / "data",
         generator="extractive",
         admin_token="t",
+        catalog_url=catalog_url,
         keep_versions=2,
         retrieval="dense",
         gate_datasets_root=tmp_path,  # the gate set below is written there

@@ -20,12 +20,18 @@ ClientFactory = Callable[..., TestClient]
 #: What a non-browser client sends with a multipart upload when writes are open (no key in
 #: use): any credential header; a cross-site HTML form cannot set one (see ``check_writer``).
 WRITER = {"X-API-Key": "open-writes"}
+#: A module mark: every test of the module runs once on a SQLite catalog and once on a
+#: PostgreSQL one (a fresh database per test).
+BOTH_CATALOGS = pytest.mark.parametrize("make_client", ["sqlite", "postgresql"], indirect=True)
 
 
 @pytest.fixture
-def make_client(tmp_path: Path) -> Iterator[ClientFactory]:
-    """Build a TestClient over a data dir with the sample corpus (fake embedder)."""
+def make_client(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ClientFactory]:
+    """Build a TestClient over a data dir with the sample corpus (fake embedder); on SQLite,
+    or on PostgreSQL under ``BOTH_CATALOGS``."""
     clients: list[TestClient] = []
+    catalog = getattr(request, "param", "sqlite")
+    pg_url = str(request.getfixturevalue("pg_url")) if catalog == "postgresql" else None
 
     def build(generators: dict[str, Any] | None = None, **overrides: Any) -> TestClient:
         data = tmp_path / f"data{len(clients)}"
@@ -33,6 +39,8 @@ def make_client(tmp_path: Path) -> Iterator[ClientFactory]:
         overrides.setdefault("miss_score_threshold", 0.1)
         # Most tests upload without a key; the closed default has its own tests.
         overrides.setdefault("open_writes", True)
+        if pg_url is not None:
+            overrides.setdefault("catalog_url", pg_url)
         settings = Settings(
             data_dir=data, embedder="fake-keyword", chunk_tokens=24, chunk_overlap=4, **overrides
         )

@@ -6,24 +6,14 @@ import json
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from ragloop.core.errors import StoreError
 from ragloop.core.generators.base import Context, Turn
 from tests.fakes import FakeGenerator
-from tests.service.conftest import ClientFactory
+from tests.service.conftest import BOTH_CATALOGS, ClientFactory
 
-
-@pytest.fixture
-def make_client(make_client: ClientFactory, catalog_url: str) -> ClientFactory:
-    """Every test here runs once on a SQLite catalog and once on a PostgreSQL one."""
-
-    def build(generators: dict[str, Any] | None = None, **overrides: Any) -> TestClient:
-        overrides.setdefault("catalog_url", catalog_url)
-        return make_client(generators, **overrides)
-
-    return build
+pytestmark = BOTH_CATALOGS
 
 
 class Recording(FakeGenerator):

@@ -9,7 +9,9 @@ from fastapi.testclient import TestClient
 
 from ragloop.core.errors import StoreError
 from ragloop.service.openai_api.embeddings import MAX_INPUT_CHARS, MAX_INPUTS
-from tests.service.conftest import ClientFactory
+from tests.service.conftest import BOTH_CATALOGS, ClientFactory
+
+pytestmark = BOTH_CATALOGS
 
 
 def chunks(text: str) -> list[Any]:
