@@ -9,7 +9,6 @@ collection as one unit.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from ragloop.core.calibration import recalibrate
 from ragloop.core.errors import ConflictError, RagloopError
 from ragloop.core.records import ModelVersion
 from ragloop.core.runtime import ActiveIndex, Runtime
+from ragloop.core.storage.locks import WriteLock
 from ragloop.finetune.jobspec import JobFiles
 from ragloop.ingest.pipeline import embed_sorted
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 class Promoter:
     """Fills collections and moves the active pointer."""
 
-    def __init__(self, runtime: Runtime, write_lock: threading.Lock) -> None:
+    def __init__(self, runtime: Runtime, write_lock: WriteLock) -> None:
         self.rt = runtime
         self.write_lock = write_lock
 

@@ -27,6 +27,7 @@ from ragloop.core.generators.base import LLMGenerator
 from ragloop.core.records import ChunkRecord, ModelVersion
 from ragloop.core.runtime import Runtime
 from ragloop.core.storage.jobs import FINAL_STATES, Job, JobStore
+from ragloop.core.storage.locks import WriteLock
 from ragloop.core.storage.querylog import LABELLED_SOURCES, QueryLog
 from ragloop.core.storage.vectors import collection_name
 from ragloop.finetune.jobspec import (
@@ -62,7 +63,7 @@ class RetrainManager:
         runtime: Runtime,
         querylog: QueryLog,
         jobs: JobStore,
-        write_lock: threading.Lock,
+        write_lock: WriteLock,
         llm: Callable[[], LLMGenerator | None],
     ) -> None:
         self.rt = runtime

@@ -124,7 +124,7 @@ def build_state(
             generator = provider(None)
             return generator if isinstance(generator, LLMGenerator) else None
 
-        retrain = RetrainManager(runtime, querylog, jobs, ingest.write_mutex, llm)
+        retrain = RetrainManager(runtime, querylog, jobs, ingest.write_guard, llm)
         if lock is not None:
             jobs.adopt("retrain")  # before resume: the jobs it resumes are ours
             retrain.resume()

@@ -28,7 +28,6 @@ import os
 import re
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +44,7 @@ from ragloop.core.errors import (
 from ragloop.core.runtime import Runtime
 from ragloop.core.storage.catalog import make_private_dir
 from ragloop.core.storage.jobs import Job, JobStore
-from ragloop.core.storage.locks import WriterLock
+from ragloop.core.storage.locks import StoreWriteGuard, WriterLock
 from ragloop.ingest.loaders import LOADERS, file_document_id
 from ragloop.ingest.pipeline import Ingestor, delete_documents
 
@@ -82,10 +81,9 @@ class IngestRunner:
     ) -> None:
         self.rt = runtime
         self.jobs = jobs
-        # Held per job when the server does not own the data dir for its whole life
-        # (a Chroma server with several workers); None when the server already holds it.
-        self.lock = lock
-        self.write_mutex = threading.Lock()
+        # ``lock`` is held per write when the server does not own the data dir for its whole
+        # life (a Chroma server shared by replicas); None when the server already holds it.
+        self.write_guard = StoreWriteGuard(lock)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest")
         #: When this process started: older staging entries belong to no live upload.
         self.started = time.time() if started is None else started
@@ -166,15 +164,9 @@ class IngestRunner:
 
         try:
             self.jobs.update(job_id, state="running", message="saving files")
-            with self.write_mutex:
-                if self.lock is not None:
-                    self.lock.acquire()
-                try:
-                    paths, lost = self._move(staged, self.root / folder, names)
-                    report = Ingestor(self.rt, progress, source_root=self.root).ingest(paths)
-                finally:
-                    if self.lock is not None:
-                        self.lock.release()
+            with self.write_guard:
+                paths, lost = self._move(staged, self.root / folder, names)
+                report = Ingestor(self.rt, progress, source_root=self.root).ingest(paths)
             report.failed += [
                 {"name": f"{folder}/{name}", "reason": "the file was lost before it was ingested"}
                 for name in lost
@@ -317,7 +309,7 @@ class IngestRunner:
 
     def delete(self, document_id: str) -> int:
         """Delete a document (chunks and vectors, and its uploaded file) between ingest jobs."""
-        if not self.write_mutex.acquire(timeout=30):
+        if not self.write_guard.acquire(timeout=30):
             raise ConflictError("an ingest job is writing; retry the delete in a moment")
         try:
             doc = self.rt.catalog.get_document(document_id)
@@ -328,7 +320,7 @@ class IngestRunner:
                     path.unlink()
             return removed
         finally:
-            self.write_mutex.release()
+            self.write_guard.release()
 
     def shutdown(self) -> None:
         """Stop taking jobs; wait for the running one."""

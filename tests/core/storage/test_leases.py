@@ -17,7 +17,7 @@ from ragloop.core.errors import ConflictError
 from ragloop.core.storage.catalog import Catalog
 from ragloop.core.storage.jobs import ORPHANED, Job, JobStore, job_lease
 from ragloop.core.storage.leases import Leases
-from ragloop.core.storage.locks import WRITER_LEASE, WriterLock
+from ragloop.core.storage.locks import WRITER_LEASE, StoreWriteGuard, WriterLock
 from ragloop.finetune.scheduler import SCHEDULER_LEASE, Scheduler
 
 
@@ -81,6 +81,32 @@ def test_writer_lock_on_a_lease(catalog: Catalog, other: Catalog, tmp_path: Path
     second.acquire()  # free again
     second.release()
     assert not (tmp_path / "a" / "writer.lock").exists()  # no local file involved
+    a.close()
+    b.close()
+
+
+def test_store_write_guard_across_threads_and_replicas(
+    catalog: Catalog, other: Catalog, tmp_path: Path
+) -> None:
+    """An ingest, delete or promotion on one replica waits for another replica's write, and a
+    thread of the same replica for its sibling's; neither is left holding anything."""
+    a = Leases(catalog.engine, ttl_s=5, owner="host-a:1")
+    b = Leases(other.engine, ttl_s=5, owner="host-b:2")
+    guard_a = StoreWriteGuard(WriterLock(tmp_path, "ingest job", a, wait_s=600))
+    guard_b = StoreWriteGuard(WriterLock(tmp_path, "ingest job", b, wait_s=600))
+    with guard_a:
+        assert a.holds(WRITER_LEASE)
+        with pytest.raises(ConflictError, match="written by host-a:1"):
+            guard_b.acquire(timeout=0.3)  # the replica's wait, not the lock's 600 s
+        beside: list[bool] = []
+        sibling = threading.Thread(target=lambda: beside.append(guard_a.acquire(timeout=0.2)))
+        sibling.start()
+        sibling.join()
+        assert beside == [False]  # the same replica's other thread: the mutex times out
+    assert not a.holds(WRITER_LEASE)
+    assert guard_b.acquire(timeout=0.3)
+    assert b.holds(WRITER_LEASE) and a.holder(WRITER_LEASE)[0] == "host-b:2"  # type: ignore[index]
+    guard_b.release()
     a.close()
     b.close()
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 from ragloop.core.errors import ConflictError
 from ragloop.core.storage.catalog import make_private_dir
@@ -45,10 +47,11 @@ class WriterLock:
         self.wait_s = wait_s
         self._fd: int | None = None
 
-    def acquire(self) -> None:
-        """Take the lock or raise ConflictError naming the holder."""
+    def acquire(self, wait_s: float | None = None) -> None:
+        """Take the lock or raise ConflictError naming the holder; a lease is waited for up to
+        ``wait_s`` (default: the constructor's)."""
         if self.leases is not None:
-            self._acquire_lease(self.leases)
+            self._acquire_lease(self.leases, self.wait_s if wait_s is None else wait_s)
             return
         make_private_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)  # it names the holder's pid
@@ -65,8 +68,8 @@ class WriterLock:
         os.pwrite(fd, f"pid {os.getpid()} ({self.purpose})".encode(), 0)
         self._fd = fd
 
-    def _acquire_lease(self, leases: Leases) -> None:
-        deadline = time.monotonic() + self.wait_s
+    def _acquire_lease(self, leases: Leases, wait_s: float) -> None:
+        deadline = time.monotonic() + wait_s
         while not leases.try_acquire(WRITER_LEASE):
             if time.monotonic() >= deadline:
                 holder = leases.holder(WRITER_LEASE)
@@ -88,6 +91,65 @@ class WriterLock:
             self._fd = None
 
     def __enter__(self) -> WriterLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class WriteLock(Protocol):
+    """What a writer of the store holds: ``threading.Lock`` or ``StoreWriteGuard``."""
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take it; False when ``timeout`` passed first."""
+        ...
+
+    def release(self) -> None:
+        """Let it go."""
+        ...
+
+
+class StoreWriteGuard:
+    """One writer of the store at a time: among this process's threads (ingest jobs, deletes,
+    promotions and rollbacks), and, given a lease-backed ``WriterLock`` (a Chroma server shared
+    by replicas), among all processes on every host.
+
+    ``acquire(timeout=t)`` waits up to ``t`` seconds for each part; a lease still held by
+    another process after that raises ConflictError naming it, so a caller never writes beside
+    another replica's ingest or promotion.
+    """
+
+    def __init__(self, lock: WriterLock | None = None) -> None:
+        self.lock = lock
+        self._mutex = threading.Lock()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        """Take the process mutex, then the shared lock; False when the mutex timed out."""
+        if not self._mutex.acquire(blocking, timeout):
+            return False
+        if self.lock is not None:
+            try:
+                self.lock.acquire(0.0 if not blocking else None if timeout < 0 else timeout)
+            except BaseException:
+                self._mutex.release()
+                raise
+        return True
+
+    def release(self) -> None:
+        """Release both, the shared lock first."""
+        try:
+            if self.lock is not None:
+                self.lock.release()
+        finally:
+            self._mutex.release()
+
+    def __enter__(self) -> StoreWriteGuard:
         self.acquire()
         return self
 

@@ -231,14 +231,8 @@ def _run(state: AppState, job_id: str, source: _Stoppable, prune: bool) -> None:
             jobs.update(job_id, state="failed", message=STOPPED)
             return
         jobs.update(job_id, state="running", message="crawling")
-        with runner.write_mutex:
-            if runner.lock is not None:
-                runner.lock.acquire()
-            try:
-                report = Ingestor(state.runtime, progress).ingest_source(source, prune)
-            finally:
-                if runner.lock is not None:
-                    runner.lock.release()
+        with runner.write_guard:
+            report = Ingestor(state.runtime, progress).ingest_source(source, prune)
         result = report.to_dict()
         failed = len(report.failed)
         if source.stopped:
