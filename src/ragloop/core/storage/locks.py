@@ -13,7 +13,7 @@ import threading
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, Self
 
 from ragloop.core.errors import ConflictError
 from ragloop.core.storage.catalog import make_private_dir
@@ -23,7 +23,29 @@ from ragloop.core.storage.leases import Leases
 WRITER_LEASE = "writer"
 
 
-class WriterLock:
+class _Held:
+    """``with lock:`` for a class with ``acquire()`` and ``release()``."""
+
+    def acquire(self) -> object:
+        raise NotImplementedError
+
+    def release(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+
+class WriterLock(_Held):
     """An exclusive, non-blocking ``flock`` on ``<data_dir>/writer.lock``.
 
     The kernel releases it when the holder dies (even on ``kill -9``), so a crash never leaves
@@ -90,18 +112,6 @@ class WriterLock:
             os.close(self._fd)
             self._fd = None
 
-    def __enter__(self) -> WriterLock:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
-
 
 class WriteLock(Protocol):
     """What a writer of the store holds: ``threading.Lock`` or ``StoreWriteGuard``."""
@@ -115,7 +125,7 @@ class WriteLock(Protocol):
         ...
 
 
-class StoreWriteGuard:
+class StoreWriteGuard(_Held):
     """One writer of the store at a time: among this process's threads (ingest jobs, deletes,
     promotions and rollbacks), and, given a lease-backed ``WriterLock`` (a Chroma server shared
     by replicas), among all processes on every host.
@@ -148,15 +158,3 @@ class StoreWriteGuard:
                 self.lock.release()
         finally:
             self._mutex.release()
-
-    def __enter__(self) -> StoreWriteGuard:
-        self.acquire()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.release()
