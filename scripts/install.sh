@@ -7,6 +7,8 @@
 #     MODE runtime  the runtime dependencies only, at their locked versions, then ragloop itself
 #     MODE deps     the runtime dependencies only (the Docker image's layer before the source)
 # RAGLOOP_LOCK_FILE names another lock (make update-deps uses it for a candidate).
+# RAGLOOP_EXTRAS (comma-separated, e.g. postgres,workers) adds those extras of pyproject.toml
+# to MODE runtime and deps, at their locked versions too (docker-compose.yml builds with them).
 set -euo pipefail
 venv="${1:-.venv}"
 mode="${2:-dev}"
@@ -25,11 +27,18 @@ if ! "$venv/bin/python" -m pip freeze 2>/dev/null | grep -qxF "$torch_line"; the
     "${pip[@]}" "$torch_line"
 fi
 runtime_reqs() {
-    # The [project] dependencies of pyproject.toml, one per line, for pip's -r.
-    "$venv/bin/python" - "$here/pyproject.toml" <<'PY'
+    # The [project] dependencies of pyproject.toml and those of RAGLOOP_EXTRAS, one per line,
+    # for pip's -r; an unknown extra is an error, not a silently smaller image.
+    "$venv/bin/python" - "$here/pyproject.toml" "${RAGLOOP_EXTRAS:-}" <<'PY'
 import sys, tomllib
 with open(sys.argv[1], "rb") as f:
-    print("\n".join(tomllib.load(f)["project"]["dependencies"]))
+    project = tomllib.load(f)["project"]
+reqs = list(project["dependencies"])
+for extra in filter(None, (e.strip() for e in sys.argv[2].split(","))):
+    if extra not in project["optional-dependencies"]:
+        sys.exit(f"install.sh: unknown extra {extra!r} in RAGLOOP_EXTRAS")
+    reqs += project["optional-dependencies"][extra]
+print("\n".join(reqs))
 PY
 }
 case "$mode" in
@@ -38,11 +47,13 @@ case "$mode" in
         "${pip[@]}" --no-deps -e "$here"
         ;;
     runtime)
-        "${pip[@]}" -c "$lock" -r <(runtime_reqs)
+        reqs="$(runtime_reqs)"
+        "${pip[@]}" -c "$lock" -r <(echo "$reqs")
         "${pip[@]}" --no-deps "$here"
         ;;
     deps)
-        "${pip[@]}" -c "$lock" -r <(runtime_reqs)
+        reqs="$(runtime_reqs)"
+        "${pip[@]}" -c "$lock" -r <(echo "$reqs")
         ;;
     *)
         echo "install.sh: unknown mode '$mode' (dev, runtime or deps)" >&2

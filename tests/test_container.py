@@ -236,3 +236,63 @@ def test_the_image_recipe_installs_from_the_lock_and_serves(tmp_path: Path) -> N
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
             server.wait()
+
+
+COMPOSE = ROOT / "docker-compose.yml"
+
+
+def _compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``docker-compose config``: the file as Compose resolves it (Debian's docker-compose,
+    which .ci/run installs; it reads and validates without a Docker engine)."""
+    return subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE), "config"],
+        env={k: v for k, v in os.environ.items() if not k.startswith("RAGLOOP_")} | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_compose_file_is_the_documented_topology(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docker-compose.yml (docs/deployment.md) resolves, refuses to start without its secrets,
+    and runs PostgreSQL, a Chroma server, two API replicas and a training worker on one shared
+    root, each ragloop service with settings ragloop accepts."""
+    import tomllib
+
+    import yaml
+
+    from ragloop.core.settings import Settings
+
+    missing = _compose_config({"RAGLOOP_ADMIN_TOKEN": "t"})
+    assert missing.returncode != 0 and "set POSTGRES_PASSWORD" in missing.stderr
+    done = _compose_config({"POSTGRES_PASSWORD": "pw", "RAGLOOP_ADMIN_TOKEN": "t"})
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    assert set(services) == {"postgres", "chroma", "api-a", "api-b", "worker"}
+    ours = {name: s for name, s in services.items() if s.get("image") == "ragloop:multihost"}
+    assert set(ours) == {"api-a", "api-b", "worker"}
+    assert [s["command"][:2] for s in ours.values()].count(["ragloop", "serve"]) == 2
+    assert ours["worker"]["command"] == ["ragloop", "worker"]
+
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        extras = tomllib.load(f)["project"]["optional-dependencies"]
+    for name, service in ours.items():
+        wanted = service["build"]["args"]["RAGLOOP_EXTRAS"].split(",")
+        assert {"postgres", "workers"} <= set(wanted) <= set(extras), (name, wanted)
+        env = service["environment"]
+        for key, value in env.items():
+            if key.startswith("RAGLOOP_"):
+                monkeypatch.setenv(key, str(value))
+        settings = Settings()  # every RAGLOOP_ variable is one ragloop knows, validly set
+        assert set(k.lower() for k in env if k.startswith("RAGLOOP_")) <= {
+            f"ragloop_{f}" for f in Settings.model_fields
+        }, name
+        assert settings.catalog_url is not None and "@postgres:5432/" in settings.catalog_url
+        assert settings.chroma_url == "http://chroma:8000"
+        assert settings.training == "remote"
+        mounts = [v.split(":")[1] for v in service["volumes"]]
+        assert str(settings.shared_root) in mounts, (name, mounts)  # the same path everywhere
+        assert service["depends_on"] == {
+            "postgres": {"condition": "service_healthy"},
+            "chroma": {"condition": "service_healthy"},
+        }
