@@ -20,23 +20,12 @@ from ragloop.eval.datasets import load_beir
 from ragloop.finetune.imports import import_beir_pairs
 from ragloop.ingest.pipeline import Ingestor
 from ragloop.service.app import create_app, default_generator_factory
+from tests.browser.chromium import CHROMIUM
 from tests.ingest.samples import write_corpus
 from tests.integrations.live import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "docs" / "console"
-CHROMIUM = "/usr/bin/chromium"
-# Without the background-networking flags Chromium keeps calling home on a closed network.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ADMIN_TOKEN = "rl_console_admin_token"
 #: axe-core from npm (tests/browser/package-lock.json), installed by scripts/install_browser.sh.
 AXE = ROOT / "tests" / "browser" / "node_modules" / "axe-core" / "axe.min.js"

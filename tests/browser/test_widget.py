@@ -26,6 +26,7 @@ from ragloop.core.runtime import open_runtime
 from ragloop.core.settings import DEFAULT_EMBEDDER, Settings
 from ragloop.ingest.pipeline import Ingestor
 from ragloop.service.app import create_app, default_generator_factory
+from tests.browser.chromium import CHROMIUM, open_page
 from tests.ingest.samples import write_corpus
 from tests.integrations.live import KEY, serve, snippet
 from tests.system.helpers import free_port
@@ -35,18 +36,6 @@ pytestmark = pytest.mark.integration
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 BUNDLE = HERE / "node_modules" / "docsgpt" / "dist" / "legacy" / "browser.js"
-CHROMIUM = "/usr/bin/chromium"
-# Without the background-networking flags Chromium keeps calling home on a closed network.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The widget's default avatar and button icon live on a CDN; a failed avatar makes it retry the
 # same URL forever, so non-loopback images get this instead (everything else is refused).
 ICON = (
@@ -137,60 +126,51 @@ def test_widget_answers_shows_sources_and_logs_a_dislike(
     from playwright.sync_api import expect, sync_playwright
 
     problems: list[str] = []
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 760, "height": 760},
+    with (
+        sync_playwright() as pw,
+        open_page(pw, tmp_path / "chromium-profile", 760, 760, problems) as page,
+    ):
+        page.route("**/*", _offline)
+        page.goto(page_url)
+        page.get_by_text("Ask a question").click()
+        page.get_by_placeholder("Ask your question").fill("What causes scurvy?")
+        with page.expect_response(lambda r: r.url.endswith("/stream")) as streamed:
+            page.get_by_placeholder("Ask your question").press("Enter")
+        body = streamed.value.text()
+
+        # the streamed answer and its sources, as the widget renders them
+        expect(page.get_by_text("vitamin C", exact=False).first).to_be_visible(timeout=60_000)
+        expect(page.locator("a[title='Scurvy']")).to_be_visible()
+        assert (
+            page.locator("a[title='Scurvy']")
+            .get_attribute("href", timeout=5_000)
+            .endswith("scurvy.md")
         )
-        try:
-            page = context.new_page()
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.route("**/*", _offline)
-            page.goto(page_url)
-            page.get_by_text("Ask a question").click()
-            page.get_by_placeholder("Ask your question").fill("What causes scurvy?")
-            with page.expect_response(lambda r: r.url.endswith("/stream")) as streamed:
-                page.get_by_placeholder("Ask your question").press("Enter")
-            body = streamed.value.text()
 
-            # the streamed answer and its sources, as the widget renders them
-            expect(page.get_by_text("vitamin C", exact=False).first).to_be_visible(timeout=60_000)
-            expect(page.locator("a[title='Scurvy']")).to_be_visible()
-            assert (
-                page.locator("a[title='Scurvy']")
-                .get_attribute("href", timeout=5_000)
-                .endswith("scurvy.md")
-            )
+        # what came over the wire: DocsGPT's framing, answer deltas, the conversation id
+        events = [json.loads(b.removeprefix("data: ")) for b in body.strip().split("\n\n")]
+        assert all(b.startswith("data: ") for b in body.strip().split("\n\n"))
+        kinds = [e["type"] for e in events]
+        assert kinds[0] == "source" and kinds[-2:] == ["id", "end"]
+        assert set(kinds[1:-2]) == {"answer"}
+        streamed_answer = "".join(e["answer"] for e in events if e["type"] == "answer")
+        conversation_id = events[-2]["id"]
 
-            # what came over the wire: DocsGPT's framing, answer deltas, the conversation id
-            events = [json.loads(b.removeprefix("data: ")) for b in body.strip().split("\n\n")]
-            assert all(b.startswith("data: ") for b in body.strip().split("\n\n"))
-            kinds = [e["type"] for e in events]
-            assert kinds[0] == "source" and kinds[-2:] == ["id", "end"]
-            assert set(kinds[1:-2]) == {"answer"}
-            streamed_answer = "".join(e["answer"] for e in events if e["type"] == "answer")
-            conversation_id = events[-2]["id"]
+        # thumbs down: the buttons show on hover; the second one is "dislike"
+        answer = page.locator("div", has_text="vitamin C").last
+        answer.hover()
+        feedback = page.locator("button[style*='background-color: transparent']")
+        with page.expect_response(lambda r: r.url.endswith("/api/feedback")) as sent:
+            feedback.nth(1).click()
+        assert sent.value.status == 200 and sent.value.json() == {"success": True}
+        sent_body = json.loads(sent.value.request.post_data or "{}")
+        assert sent_body["feedback"] == "DISLIKE" and sent_body["api_key"] == KEY
+        assert sent_body["conversation_id"] == conversation_id
 
-            # thumbs down: the buttons show on hover; the second one is "dislike"
-            answer = page.locator("div", has_text="vitamin C").last
-            answer.hover()
-            feedback = page.locator("button[style*='background-color: transparent']")
-            with page.expect_response(lambda r: r.url.endswith("/api/feedback")) as sent:
-                feedback.nth(1).click()
-            assert sent.value.status == 200 and sent.value.json() == {"success": True}
-            sent_body = json.loads(sent.value.request.post_data or "{}")
-            assert sent_body["feedback"] == "DISLIKE" and sent_body["api_key"] == KEY
-            assert sent_body["conversation_id"] == conversation_id
-
-            artifacts = ROOT / "artifacts"
-            artifacts.mkdir(exist_ok=True)
-            page.wait_for_timeout(300)  # let the dislike icon's colour settle for the picture
-            page.screenshot(path=str(artifacts / "widget.png"))
-        finally:
-            context.close()
+        artifacts = ROOT / "artifacts"
+        artifacts.mkdir(exist_ok=True)
+        page.wait_for_timeout(300)  # let the dislike icon's colour settle for the picture
+        page.screenshot(path=str(artifacts / "widget.png"))
 
     querylog = ragloop_app.state.rl.querylog
     [logged], _ = querylog.find(limit=10)
@@ -214,39 +194,30 @@ def test_widget_follow_up_gets_sources_about_the_earlier_topic(
     from playwright.sync_api import expect, sync_playwright
 
     problems: list[str] = []
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 760, "height": 760},
-        )
-        try:
-            page = context.new_page()
-            page.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-            page.route("**/*", _offline)
-            page.goto(page_url)
-            page.get_by_text("Ask a question").click()
-            box = page.get_by_placeholder("Ask your question")
-            box.fill("What erupts from a volcano?")
-            with page.expect_response(lambda r: r.url.endswith("/stream")) as first:
-                box.press("Enter")
-            first_events = _stream_events(first.value.text())
-            expect(page.get_by_text("erupts lava", exact=False).first).to_be_visible(timeout=60_000)
-            expect(page.locator("a[title='volcano']")).to_have_count(1)
+    with (
+        sync_playwright() as pw,
+        open_page(pw, tmp_path / "chromium-profile", 760, 760, problems) as page,
+    ):
+        page.route("**/*", _offline)
+        page.goto(page_url)
+        page.get_by_text("Ask a question").click()
+        box = page.get_by_placeholder("Ask your question")
+        box.fill("What erupts from a volcano?")
+        with page.expect_response(lambda r: r.url.endswith("/stream")) as first:
+            box.press("Enter")
+        first_events = _stream_events(first.value.text())
+        expect(page.get_by_text("erupts lava", exact=False).first).to_be_visible(timeout=60_000)
+        expect(page.locator("a[title='volcano']")).to_have_count(1)
 
-            # "it" is the volcano: asked alone, this question's best source is about scurvy
-            # (whose text says what "causes" it); in the conversation it is the volcano's.
-            box.fill("What causes it?")
-            with page.expect_response(lambda r: r.url.endswith("/stream")) as second:
-                box.press("Enter")
-            events = _stream_events(second.value.text())
-            sent = json.loads(second.value.request.post_data or "{}")
-            expect(page.locator("a[title='volcano']")).to_have_count(2, timeout=60_000)
-            expect(page.get_by_text("erupts lava", exact=False)).to_have_count(2)
-        finally:
-            context.close()
+        # "it" is the volcano: asked alone, this question's best source is about scurvy
+        # (whose text says what "causes" it); in the conversation it is the volcano's.
+        box.fill("What causes it?")
+        with page.expect_response(lambda r: r.url.endswith("/stream")) as second:
+            box.press("Enter")
+        events = _stream_events(second.value.text())
+        sent = json.loads(second.value.request.post_data or "{}")
+        expect(page.locator("a[title='volcano']")).to_have_count(2, timeout=60_000)
+        expect(page.get_by_text("erupts lava", exact=False)).to_have_count(2)
 
     # The widget sent the first turn as history, in the same conversation.
     assert sent["question"] == "What causes it?"
