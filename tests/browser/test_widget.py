@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -120,12 +121,11 @@ def _offline(route: Any) -> None:
         route.abort()
 
 
-def test_widget_answers_shows_sources_and_logs_a_dislike(
-    browser_ready: None, ragloop_app: Any, page_url: str, tmp_path: Path
-) -> None:
-    from playwright.sync_api import expect, sync_playwright
+@contextmanager
+def _widget(tmp_path: Path, page_url: str, problems: list[str]) -> Iterator[Any]:
+    """The test page in Chromium, offline but for loopback, with the widget's chat opened."""
+    from playwright.sync_api import sync_playwright
 
-    problems: list[str] = []
     with (
         sync_playwright() as pw,
         open_page(pw, tmp_path / "chromium-profile", 760, 760, problems) as page,
@@ -133,6 +133,16 @@ def test_widget_answers_shows_sources_and_logs_a_dislike(
         page.route("**/*", _offline)
         page.goto(page_url)
         page.get_by_text("Ask a question").click()
+        yield page
+
+
+def test_widget_answers_shows_sources_and_logs_a_dislike(
+    browser_ready: None, ragloop_app: Any, page_url: str, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    problems: list[str] = []
+    with _widget(tmp_path, page_url, problems) as page:
         page.get_by_placeholder("Ask your question").fill("What causes scurvy?")
         with page.expect_response(lambda r: r.url.endswith("/stream")) as streamed:
             page.get_by_placeholder("Ask your question").press("Enter")
@@ -191,16 +201,10 @@ def _stream_events(body: str) -> list[dict[str, Any]]:
 def test_widget_follow_up_gets_sources_about_the_earlier_topic(
     browser_ready: None, ragloop_app: Any, page_url: str, tmp_path: Path
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     problems: list[str] = []
-    with (
-        sync_playwright() as pw,
-        open_page(pw, tmp_path / "chromium-profile", 760, 760, problems) as page,
-    ):
-        page.route("**/*", _offline)
-        page.goto(page_url)
-        page.get_by_text("Ask a question").click()
+    with _widget(tmp_path, page_url, problems) as page:
         box = page.get_by_placeholder("Ask your question")
         box.fill("What erupts from a volcano?")
         with page.expect_response(lambda r: r.url.endswith("/stream")) as first:
