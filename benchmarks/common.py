@@ -10,8 +10,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +134,26 @@ def ingest_store(
         python_module("ragloop.cli.main", "status", "--data-dir", str(data_dir), "--json")
     ).output
     return t, status
+
+
+@contextmanager
+def dataset_runtime(dataset: Path, data_dir: Path | None, prefix: str) -> Iterator[Any]:
+    """A runtime over ``data_dir`` as it is, or, without one, over a temporary data dir with the
+    BEIR dataset's ``corpus.jsonl`` ingested first (removed afterwards)."""
+    from ragloop.core.runtime import open_runtime
+    from ragloop.core.settings import load_settings
+
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        rt = open_runtime(load_settings(data_dir=data_dir or Path(tmp)))
+        try:
+            if data_dir is None:
+                print(f"ingesting {dataset / 'corpus.jsonl'} ...", file=sys.stderr)
+                from ragloop.ingest.pipeline import Ingestor
+
+                Ingestor(rt).ingest([dataset / "corpus.jsonl"])
+            yield rt
+        finally:
+            rt.close()
 
 
 def latency_summary(

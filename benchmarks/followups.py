@@ -41,22 +41,19 @@ import argparse
 import json
 import re
 import statistics
-import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import CORPORA
+from benchmarks.common import CORPORA, dataset_runtime
 from benchmarks.retrieval_modes import bootstrap_diff
 from ragloop.core.condense import RuleCondenser
 from ragloop.core.generators.base import Turn
 from ragloop.core.generators.extractive import stem
 from ragloop.core.retriever import search
-from ragloop.core.runtime import ActiveIndex, Runtime, open_runtime
-from ragloop.core.settings import load_settings
+from ragloop.core.runtime import ActiveIndex, Runtime
 from ragloop.core.storage.lexical import STOP_WORDS
 from ragloop.eval.datasets import BeirDataset, load_beir
 from ragloop.eval.metrics import ndcg_at_k
@@ -296,20 +293,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--limit", type=int, default=None, help="first N conversations only")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="followups-") as tmp:
-        data_dir = args.data_dir or Path(tmp)
-        rt = open_runtime(load_settings(data_dir=data_dir))
-        try:
-            if args.data_dir is None:
-                print(f"ingesting {args.dataset / 'corpus.jsonl'} ...", file=sys.stderr)
-                from ragloop.ingest.pipeline import Ingestor
-
-                Ingestor(rt).ingest([args.dataset / "corpus.jsonl"])
-            started = time.perf_counter()
-            result = run(rt, args.dataset, args.max_turns, args.limit)
-            result["seconds"] = round(time.perf_counter() - started, 1)
-        finally:
-            rt.close()
+    with dataset_runtime(args.dataset, args.data_dir, "followups-") as rt:
+        started = time.perf_counter()
+        result = run(rt, args.dataset, args.max_turns, args.limit)
+        result["seconds"] = round(time.perf_counter() - started, 1)
     print(
         f"{result['conversations']} conversations, {result['later_questions']} later questions "
         f"({result['mode']}, model {result['model_version']}), {result['seconds']} s"

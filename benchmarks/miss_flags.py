@@ -23,22 +23,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import dataset_runtime
 from ragloop.core.calibration import Calibrations
 from ragloop.core.generators.base import Context
 from ragloop.core.generators.extractive import ExtractiveGenerator
 from ragloop.core.miss_flags import RETRIEVAL_REASONS, retrieval_reasons
 from ragloop.core.retriever import SideRankings, search
-from ragloop.core.runtime import Runtime, open_runtime
-from ragloop.core.settings import load_settings
+from ragloop.core.runtime import Runtime
 from ragloop.eval.datasets import load_beir
-from ragloop.ingest.pipeline import Ingestor
 
 SIGNALS = (*RETRIEVAL_REASONS, "no_answer")
 
@@ -119,16 +116,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="miss-flags-") as tmp:
-        data_dir = args.data_dir or Path(tmp)
-        rt = open_runtime(load_settings(data_dir=data_dir))
-        try:
-            if args.data_dir is None:
-                print(f"ingesting {args.dataset / 'corpus.jsonl'} ...", file=sys.stderr)
-                Ingestor(rt).ingest([args.dataset / "corpus.jsonl"])
-            result = run(rt, args.dataset, args.split, args.k)
-        finally:
-            rt.close()
+    with dataset_runtime(args.dataset, args.data_dir, "miss-flags-") as rt:
+        result = run(rt, args.dataset, args.split, args.k)
     print(
         f"{result['questions']} questions, {result['real_misses']} real misses "
         f"(gold not in top {result['k']}, {result['mode']}); thresholds {result['thresholds']}"
