@@ -11,7 +11,8 @@ from ragloop.core.runtime import Runtime, open_runtime
 from ragloop.core.settings import Settings
 from tests.fakes import DEFAULT_VOCAB, KeywordEmbedder, fake_registry
 
-# A real PostgreSQL server: pg_server, pg_url, pg_empty_url, catalog_url, empty_catalog_url.
+# A real PostgreSQL server: pg_server, pg_url, pg_empty_url, catalog_url, catalog,
+# empty_catalog_url.
 pytest_plugins = ("tests.pg_server",)
 
 

@@ -103,11 +103,13 @@ class FakeGenerator(Generator):
         self.fail_after = fail_after  # deltas to send before failing (0: fail at once)
         self.text = text
         self.calls: list[str] = []
+        self.histories: list[list[Turn]] = []  # the history each question came with
 
     def stream(
         self, question: str, contexts: Sequence[Context], history: Sequence[Turn] = ()
     ) -> Iterator[str]:
         self.calls.append(question)
+        self.histories.append(list(history))
         if self.abstain or not contexts:
             deltas = [NO_ANSWER_MARKER, ": nothing about that here."]
         elif self.text is not None:

@@ -29,6 +29,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ragloop.core.storage.catalog import Catalog
+
 PG_VERSION = 15
 TEMPLATE = "ragloop_template"
 START_TIMEOUT_S = 60.0
@@ -285,6 +287,14 @@ def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'catalog.sqlite'}"
     return str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture
+def catalog(catalog_url: str) -> Iterator[Catalog]:
+    """A catalog opened on ``catalog_url`` (SQLite, then PostgreSQL), closed after the test."""
+    cat = Catalog.open(catalog_url)
+    yield cat
+    cat.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,16 +23,22 @@ from ragloop.finetune.options import RetrainOptions
 from ragloop.finetune.pairs import PAIR_STEPS
 
 
-def test_a_job_directory_round_trips(tmp_path: Path) -> None:
-    files = JobFiles(tmp_path)
-    spec = JobSpec(
+def _spec(tmp_path: Path, options: RetrainOptions, **extra: Any) -> JobSpec:
+    """Job ``j1`` training ``ft-1`` from ``base`` in ``tmp_path``."""
+    return JobSpec(
         job_id="j1",
         version="ft-1",
         data_dir=str(tmp_path),
         current_version="base",
         candidate_dir=str(tmp_path / "models" / "ft-1"),
-        options=RetrainOptions(loss="triplet", sources=["labelled"], margin=0.02),
+        options=options,
+        **extra,
     )
+
+
+def test_a_job_directory_round_trips(tmp_path: Path) -> None:
+    files = JobFiles(tmp_path)
+    spec = _spec(tmp_path, RetrainOptions(loss="triplet", sources=["labelled"], margin=0.02))
     files.write_spec(spec)
     assert files.read_spec() == spec
     # The worker and older tooling read job.json as plain JSON with the options inline.
@@ -94,15 +101,7 @@ def test_the_worker_gates_with_the_servers_settings_not_only_its_environment(
     carried = server.for_worker()
     assert carried["retrieval"] == "dense" and carried["fusion_dense_weight"] == 0.7
     assert not {"admin_token", "device", "data_dir"} & set(carried)
-    spec = JobSpec(
-        job_id="j1",
-        version="ft-1",
-        data_dir=str(tmp_path),
-        current_version="base",
-        candidate_dir=str(tmp_path / "models" / "ft-1"),
-        options=RetrainOptions(),
-        settings=carried,
-    )
+    spec = _spec(tmp_path, RetrainOptions(), settings=carried)
     JobFiles(tmp_path).write_spec(spec)
     monkeypatch.setenv("RAGLOOP_RETRIEVAL", "hybrid")  # the worker host's own environment
     got = worker_settings(JobFiles(tmp_path).read_spec())

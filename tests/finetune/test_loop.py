@@ -4,6 +4,8 @@ rollback, with the real bundled model and embedded Chroma."""
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,29 +61,30 @@ def _wait(client: TestClient, job_id: str, timeout: float = 300) -> dict[str, An
         time.sleep(0.2)
 
 
-@pytest.fixture
-def loop_client(tmp_path: Path, catalog_url: str):  # type: ignore[no-untyped-def]
-    """A real-model service with a small corpus and one feedback pair; every test here runs on
-    a SQLite catalog and on a PostgreSQL one."""
-    corpus = tmp_path / "corpus.jsonl"
-    with corpus.open("w") as fh:
-        for k, text in TOPICS.items():
-            fh.write(json.dumps({"_id": k, "title": k, "text": text}) + "\n")
-    # Dense retrieval: _consistent checks each source's score is its cosine under the
-    # reported version (in hybrid mode the score is the fused one).
+def topics_corpus() -> str:
+    """TOPICS as a BEIR ``corpus.jsonl`` (each topic's id is its title)."""
+    return "".join(json.dumps({"_id": k, "title": k, "text": v}) + "\n" for k, v in TOPICS.items())
+
+
+@contextmanager
+def loop_app(tmp_path: Path, **overrides: Any) -> Iterator[tuple[TestClient, Path]]:
+    """A real-model service over TOPICS, ingested through the API, with one feedback pair (the
+    scurvy question), and the gate set under its gate datasets root. Dense retrieval:
+    ``_consistent`` checks each source's score is its cosine under the reported version (in
+    hybrid mode the score is the fused one)."""
     settings = Settings(
-        data_dir=tmp_path / "data",
-        generator="extractive",
-        admin_token="t",
-        catalog_url=catalog_url,
-        keep_versions=2,
-        retrieval="dense",
-        gate_datasets_root=tmp_path,  # the gate set below is written there
+        **{
+            "data_dir": tmp_path / "data",
+            "generator": "extractive",
+            "admin_token": "t",
+            "retrieval": "dense",
+            "gate_datasets_root": tmp_path,  # the gate set below is written there
+        }
+        | overrides
     )
     with TestClient(create_app(settings)) as client:
-        files = [("files", ("corpus.jsonl", corpus.read_bytes()))]
-        job = client.post("/v1/documents", files=files, headers={"Authorization": "Bearer t"})
-        job = job.json()
+        files = [("files", ("corpus.jsonl", topics_corpus()))]
+        job = client.post("/v1/documents", files=files, headers=ADMIN).json()
         while not client.get(f"/v1/jobs/{job['id']}").json()["done"]:
             time.sleep(0.1)
         q = client.post("/v1/query", json={"question": "why did sailors get sick", "k": 3}).json()
@@ -90,6 +93,14 @@ def loop_client(tmp_path: Path, catalog_url: str):  # type: ignore[no-untyped-de
             json={"query_id": q["query_id"], "rating": "up", "relevant_document_ids": ["scurvy"]},
         )
         yield client, _gate_dataset(tmp_path / "gate")
+
+
+@pytest.fixture
+def loop_client(tmp_path: Path, catalog_url: str) -> Iterator[tuple[TestClient, Path]]:
+    """``loop_app`` keeping two versions; every test here runs on a SQLite catalog and on a
+    PostgreSQL one."""
+    with loop_app(tmp_path, catalog_url=catalog_url, keep_versions=2) as app:
+        yield app
 
 
 def _consistent(client: TestClient, body: dict[str, Any], question: str) -> None:

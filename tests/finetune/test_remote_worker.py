@@ -5,7 +5,6 @@ model keeps serving. Real PostgreSQL, the real bundled model, small jobs."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -18,8 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ragloop.core.settings import Settings
-from ragloop.service.app import create_app
-from tests.finetune.test_loop import TOPICS, _gate_dataset, _wait
+from tests.finetune.test_loop import _wait, loop_app
 
 pytestmark = pytest.mark.integration
 ADMIN = {"Authorization": "Bearer t"}
@@ -72,32 +70,26 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture
 def remote_client(tmp_path: Path, pg_url: str) -> Iterator[tuple[TestClient, Path]]:
-    corpus = tmp_path / "corpus.jsonl"
-    with corpus.open("w") as fh:
-        for k, text in TOPICS.items():
-            fh.write(json.dumps({"_id": k, "title": k, "text": text}) + "\n")
-    settings = Settings(
-        data_dir=tmp_path / "data",
+    with loop_app(
+        tmp_path,
         catalog_url=pg_url,
         training="remote",  # the queue is the catalog's PostgreSQL database
         shared_root=tmp_path / "shared",
         training_lease_seconds=LEASE,
-        generator="extractive",
-        admin_token="t",
-        retrieval="dense",
-        gate_datasets_root=tmp_path,
-    )
-    with TestClient(create_app(settings)) as client:
-        files = [("files", ("corpus.jsonl", corpus.read_bytes()))]
-        job = client.post("/v1/documents", files=files, headers=ADMIN).json()
-        while not client.get(f"/v1/jobs/{job['id']}").json()["done"]:
-            time.sleep(0.1)
-        q = client.post("/v1/query", json={"question": "why did sailors get sick", "k": 3}).json()
-        client.post(
-            "/v1/feedback",
-            json={"query_id": q["query_id"], "rating": "up", "relevant_document_ids": ["scurvy"]},
-        )
-        yield client, _gate_dataset(tmp_path / "gate")
+    ) as app:
+        yield app
+
+
+def _adapter_job(gate: Path, epochs: int) -> dict[str, object]:
+    """Retrain options for a quick query-adapter job gated on the tiny gate set."""
+    return {
+        "sources": ["labelled", "synthetic"],
+        "query_only": True,
+        "epochs": epochs,
+        "gate_dataset": str(gate),
+        "min_gate_questions": 1,
+        "margin": 0.0,
+    }
 
 
 def _active(client: TestClient) -> list[str]:
@@ -108,14 +100,7 @@ def test_worker_process_trains_queued_jobs_and_the_gate_decides(
     remote_client: tuple[TestClient, Path], pg_url: str, tmp_path: Path
 ) -> None:
     client, gate = remote_client
-    good = {
-        "sources": ["labelled", "synthetic"],
-        "query_only": True,
-        "epochs": 5,
-        "gate_dataset": str(gate),
-        "min_gate_questions": 1,
-        "margin": 0.0,
-    }
+    good = _adapter_job(gate, epochs=5)
     # Queued before any worker runs: it waits in the queue (no lease runs), a cancel takes it
     # out; the next one waits until a worker starts.
     dropped = client.post("/admin/retrain", json=good, headers=ADMIN).json()
@@ -198,14 +183,7 @@ def test_killed_worker_fails_the_job_within_the_lease(
     # A new worker finds no job left running for it, and the next job trains.
     again = _start_worker(pg_url, tmp_path, "w3")
     try:
-        quick = {
-            "sources": ["labelled", "synthetic"],
-            "query_only": True,
-            "epochs": 2,
-            "gate_dataset": str(gate),
-            "min_gate_questions": 1,
-            "margin": 0.0,
-        }
+        quick = _adapter_job(gate, epochs=2)
         nxt = _wait(client, client.post("/admin/retrain", json=quick, headers=ADMIN).json()["id"])
         assert nxt["state"] in ("promoted", "rejected"), (nxt, (tmp_path / "w3.log").read_text())
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,20 @@ WRITER = {"X-API-Key": "open-writes"}
 #: A module mark: every test of the module runs once on a SQLite catalog and once on a
 #: PostgreSQL one (a fresh database per test).
 BOTH_CATALOGS = pytest.mark.parametrize("make_client", ["sqlite", "postgresql"], indirect=True)
+
+
+def wait_job(
+    client: TestClient, job_id: str, timeout: float = 60, **headers: str
+) -> dict[str, Any]:
+    """Poll ``GET /v1/jobs/{id}`` (with ``headers``) until the job is done; fail past
+    ``timeout`` seconds with its last state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", headers=headers).json()
+        if job["done"]:
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.05)
 
 
 @pytest.fixture

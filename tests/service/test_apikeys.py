@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from ragloop.core.storage.catalog import Catalog
 from ragloop.service import apikeys
 from ragloop.service.apikeys import ApiKeys
-
-
-@pytest.fixture
-def catalog(catalog_url: str) -> Iterator[Catalog]:  # SQLite, then PostgreSQL
-    cat = Catalog.open(catalog_url)
-    yield cat
-    cat.close()
 
 
 def test_own_changes_apply_at_once(catalog: Catalog) -> None:

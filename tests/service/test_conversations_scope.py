@@ -3,33 +3,17 @@ finds no such conversation (it gets a new conversation id), never its history.""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from ragloop.core.generators.base import Context, Turn
 from ragloop.core.storage.schema import queries
 from ragloop.service.conversations import Conversations
 from tests.fakes import FakeGenerator
 from tests.service.conftest import ClientFactory
 
 KA, KB = {"X-API-Key": "ka"}, {"X-API-Key": "kb"}
-
-
-class Recording(FakeGenerator):
-    """A fake that remembers the history each answer was written with."""
-
-    def __init__(self) -> None:
-        super().__init__("fake")
-        self.histories: list[list[Turn]] = []
-
-    def stream(
-        self, question: str, contexts: Sequence[Context], history: Sequence[Turn] = ()
-    ) -> Iterator[str]:
-        self.histories.append(list(history))
-        return super().stream(question, contexts, history)
 
 
 def _ask(client: TestClient, cid: str | None = None, **headers: str) -> dict[str, Any]:
@@ -57,7 +41,7 @@ def _conversations(client: TestClient) -> Conversations:
 def test_an_anonymous_caller_cannot_read_a_keyed_conversation(
     make_client: ClientFactory,
 ) -> None:
-    gen = Recording()
+    gen = FakeGenerator("fake")
     client = make_client({"fake": gen})
     cid = _ask(client)["conversation_id"]
     _set_asker(client, cid, "env-0")  # started by a key's holder
@@ -75,7 +59,7 @@ def test_an_anonymous_caller_cannot_read_a_keyed_conversation(
 def test_a_keyed_caller_cannot_read_another_keys_or_an_anonymous_conversation(
     make_client: ClientFactory,
 ) -> None:
-    gen = Recording()
+    gen = FakeGenerator("fake")
     client = make_client({"fake": gen}, api_keys="ka,kb")
     cid = _ask(client, **KA)["conversation_id"]
     theirs = _ask(client, cid, **KB)
@@ -100,7 +84,7 @@ def test_a_continued_conversation_shows_the_answer_prompt_the_questions_as_typed
 ) -> None:
     # The log keeps a follow-up's stand-alone rewrite as its question and the typed text as
     # raw_question; the history handed to the generator is the conversation as it was.
-    gen = Recording()
+    gen = FakeGenerator("fake")
     client = make_client({"fake": gen})
     cid = _ask(client)["conversation_id"]
     body = {"question": "and what about it?", "conversation_id": cid}

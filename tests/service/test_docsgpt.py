@@ -3,31 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
 from typing import Any
 
 from fastapi.testclient import TestClient
 
 from ragloop.core.errors import StoreError
-from ragloop.core.generators.base import Context, Turn
+from ragloop.core.generators.base import Turn
 from tests.fakes import FakeGenerator
 from tests.service.conftest import BOTH_CATALOGS, ClientFactory
 
 pytestmark = BOTH_CATALOGS
-
-
-class Recording(FakeGenerator):
-    """A fake that remembers the history each question came with."""
-
-    def __init__(self) -> None:
-        super().__init__("fake")
-        self.histories: list[list[Turn]] = []
-
-    def stream(
-        self, question: str, contexts: Sequence[Context], history: Sequence[Turn] = ()
-    ) -> Iterator[str]:
-        self.histories.append(list(history))
-        return super().stream(question, contexts, history)
 
 
 def events(text: str) -> list[dict[str, Any]]:
@@ -41,7 +26,7 @@ def state(client: TestClient) -> Any:
 
 
 def test_stream_events_and_conversation(make_client: ClientFactory) -> None:
-    gen = Recording()
+    gen = FakeGenerator("fake")
     client = make_client({"fake": gen})
     r = client.post("/stream", json={"question": "whale ocean", "chunks": "2", "model": "default"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
@@ -71,7 +56,7 @@ def test_stream_events_and_conversation(make_client: ClientFactory) -> None:
 
 
 def test_history_starts_a_new_conversation(make_client: ClientFactory) -> None:
-    gen = Recording()
+    gen = FakeGenerator("fake")
     client = make_client({"fake": gen})
     widget_history = [
         {"prompt": "what is a whale", "response": "An ocean animal."},

@@ -1,19 +1,7 @@
-import time
-
 from fastapi.testclient import TestClient
 
 from tests.ingest.samples import make_pdf
-from tests.service.conftest import WRITER, ClientFactory
-
-
-def _wait(client: TestClient, job_id: str) -> dict:  # type: ignore[type-arg]
-    deadline = time.monotonic() + 60
-    while True:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["done"]:
-            return job  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, job
-        time.sleep(0.05)
+from tests.service.conftest import WRITER, ClientFactory, wait_job
 
 
 def test_upload_runs_an_ingest_job_and_documents_can_be_deleted(
@@ -32,7 +20,7 @@ def test_upload_runs_an_ingest_job_and_documents_can_be_deleted(
         ],
     )
     assert r.status_code == 202, r.text
-    job = _wait(client, r.json()["id"])
+    job = wait_job(client, r.json()["id"])
     assert job["state"] == "succeeded" and job["progress"] == 1.0
     assert job["result"]["added"] == 2
     assert [e["reason"] for e in job["errors"]] == ["empty file"]
@@ -48,7 +36,7 @@ def test_upload_runs_an_ingest_job_and_documents_can_be_deleted(
         headers=WRITER,
         files=[("files", ("notes.md", b"# Apple notes\n\nOnly apples now.", "text/markdown"))],
     )
-    job = _wait(client, again.json()["id"])
+    job = wait_job(client, again.json()["id"])
     assert (job["result"]["updated"], job["result"]["added"]) == (1, 0)
 
     gone = client.delete(f"/v1/documents/{banana['id']}")
@@ -89,7 +77,7 @@ def test_path_tricks_in_file_names_stay_in_the_uploads_folder(client: TestClient
         headers=WRITER,
         files=[("files", ("../../etc/evil.md", b"# Evil\n\nwhale", "text/markdown"))],
     )
-    job = _wait(client, r.json()["id"])
+    job = wait_job(client, r.json()["id"])
     assert job["params"]["files"] == ["evil.md"]
     state = client.app.state.rl  # type: ignore[attr-defined]
     assert (state.settings.uploads_dir / "anonymous" / "evil.md").exists()

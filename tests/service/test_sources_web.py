@@ -16,7 +16,7 @@ from ragloop.service.app import create_app
 from ragloop.service.native.sources_web import JOB_KIND, STOPPED
 from tests.fakes import DEFAULT_VOCAB, KeywordEmbedder, fake_generator_factory, fake_registry
 from tests.ingest.test_web import Site, html
-from tests.service.conftest import ClientFactory
+from tests.service.conftest import ClientFactory, wait_job
 
 TOKEN = "s3cret"
 ADMIN = {"Authorization": f"Bearer {TOKEN}"}
@@ -37,16 +37,6 @@ def site() -> Iterator[Site]:
     s.close()
 
 
-def _wait(client: TestClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-        if job["done"]:
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.05)
-
-
 def test_a_crawl_runs_as_a_job_and_its_pages_are_answered(
     make_client: ClientFactory, site: Site
 ) -> None:
@@ -56,7 +46,7 @@ def test_a_crawl_runs_as_a_job_and_its_pages_are_answered(
     queued = r.json()
     assert queued["kind"] == JOB_KIND and queued["params"]["urls"] == [site.base]
     assert queued["params"]["depth"] == 3 and queued["params"]["max_pages"] == 500
-    job = _wait(client, queued["id"])
+    job = wait_job(client, queued["id"])
     assert job["state"] == "succeeded" and job["progress"] == 1.0, job
     assert job["message"] == "1 page(s) failed"
     assert job["result"]["added"] == 2
@@ -71,7 +61,7 @@ def test_a_crawl_runs_as_a_job_and_its_pages_are_answered(
     again = client.post(
         "/v1/sources/web", headers=ADMIN, json={"urls": [site.base], "delay": 0, "prune": True}
     )
-    job = _wait(client, again.json()["id"])
+    job = wait_job(client, again.json()["id"])
     assert (job["result"]["unchanged"], job["result"]["removed"]) == (1, 1), job
     assert job["result"]["chunks_embedded"] == 0
 
@@ -140,7 +130,7 @@ def test_the_policy_refuses_loopback_without_the_setting(
     allowed = make_client(admin_token=TOKEN, web_allowed_hosts=f"other.test, 127.0.0.1:{port}")
     r = allowed.post("/v1/sources/web", headers=ADMIN, json={"urls": [site.base], "delay": 0})
     assert r.status_code == 202
-    job = _wait(allowed, r.json()["id"])
+    job = wait_job(allowed, r.json()["id"])
     assert job["result"]["added"] == 2, job
 
 

@@ -9,17 +9,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from tests.service.conftest import WRITER, ClientFactory
-
-
-def _wait(client: TestClient, job_id: str, **headers: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while True:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}", headers=headers).json()
-        if job["done"]:
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.05)
+from tests.service.conftest import WRITER, ClientFactory, wait_job
 
 
 def wait_for(client: TestClient, task_id: str, **params: str) -> dict[str, Any]:
@@ -41,7 +31,7 @@ READER = {"X-API-Key": "key-one"}
 def _upload(client: TestClient, name: str, text: bytes, **headers: str) -> dict[str, Any]:
     r = client.post("/v1/documents", headers=headers, files=[("files", (name, text))])
     assert r.status_code == 202, r.text
-    return _wait(client, r.json()["id"], **READER)
+    return wait_job(client, r.json()["id"], **READER)
 
 
 def _uploads(client: TestClient) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ running, some files already moved into the client's uploads folder, the rest sti
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +15,8 @@ from fastapi.testclient import TestClient
 from ragloop.core.settings import Settings
 from ragloop.core.storage.catalog import Catalog
 from ragloop.core.storage.jobs import JobStore
-from tests.service.conftest import WRITER
+from tests.service.conftest import WRITER, wait_job
 from tests.service.test_uploads_staging import start
-
-
-def _wait(client: TestClient, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while True:
-        job: dict[str, Any] = client.get(f"/v1/jobs/{job_id}").json()
-        if job["done"]:
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.05)
 
 
 def _crashed_job(
@@ -66,7 +55,7 @@ def test_an_interrupted_upload_is_resumed_at_start_up(client: TestClient) -> Non
     )
     restarted = start(settings)
     try:
-        job = _wait(restarted, job_id)
+        job = wait_job(restarted, job_id)
         assert job["state"] == "succeeded", job
         assert (job["result"]["added"], job["errors"]) == (2, [])
         docs = restarted.get("/v1/documents", params={"limit": 100}).json()["documents"]
@@ -85,7 +74,7 @@ def test_a_job_interrupted_again_fails_and_its_unindexed_files_go(client: TestCl
     r = client.post(
         "/v1/documents", headers=WRITER, files=[("files", ("kept.md", b"# Kept\n\nwhale"))]
     )
-    assert _wait(client, r.json()["id"])["state"] == "succeeded"
+    assert wait_job(client, r.json()["id"])["state"] == "succeeded"
     settings = _stop(client)
     job_id = _crashed_job(
         settings,
@@ -95,7 +84,7 @@ def test_a_job_interrupted_again_fails_and_its_unindexed_files_go(client: TestCl
     )
     restarted = start(settings)
     try:
-        job = _wait(restarted, job_id)
+        job = wait_job(restarted, job_id)
         assert job["state"] == "failed" and "stopped twice" in job["message"], job
         assert "removed, never ingested: new.md" in job["message"]
         left = sorted(p.name for p in (settings.uploads_dir / "anonymous").iterdir())

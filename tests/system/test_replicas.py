@@ -7,7 +7,6 @@ metrics a scrape sums."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import subprocess
@@ -22,7 +21,7 @@ import httpx
 import pytest
 import sqlalchemy
 
-from tests.finetune.test_loop import TOPICS, _gate_dataset
+from tests.finetune.test_loop import _gate_dataset, topics_corpus
 from tests.pg_server import PostgresServer
 from tests.system.helpers import free_port
 from tests.system.test_chroma_server import chroma_url  # noqa: F401 - the fixture
@@ -150,11 +149,8 @@ def _wait_job(replica: Replica, job_id: str, timeout: float = 150) -> dict[str, 
 
 
 def _ingest(replica: Replica) -> None:
-    corpus = "".join(
-        json.dumps({"_id": k, "title": k, "text": v}) + "\n" for k, v in TOPICS.items()
-    )
     up = replica.http.post(
-        "/v1/documents", files=[("files", ("corpus.jsonl", corpus))], headers=ADMIN
+        "/v1/documents", files=[("files", ("corpus.jsonl", topics_corpus()))], headers=ADMIN
     )
     assert up.status_code == 202, up.text
     job = _wait_job(replica, up.json()["id"], timeout=60)

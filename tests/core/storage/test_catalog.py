@@ -1,7 +1,6 @@
 """The catalog's documents, chunks, journal, versions and meta, on SQLite and PostgreSQL."""
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,6 @@ def _doc(doc_id: str, path: str = "/x/a.txt", digest: str = "h1") -> DocumentRec
 
 def _chunk(cid: str, doc_id: str, seq: int = 0) -> ChunkRecord:
     return ChunkRecord(cid, doc_id, seq, f"text {cid}", "T", 0, 5, 3)
-
-
-@pytest.fixture
-def catalog(catalog_url: str) -> Iterator[Catalog]:
-    cat = Catalog.open(catalog_url)
-    yield cat
-    cat.close()
 
 
 def test_sqlite_is_in_wal_mode(tmp_path: Path) -> None:

@@ -22,13 +22,6 @@ from ragloop.finetune.scheduler import SCHEDULER_LEASE, Scheduler
 
 
 @pytest.fixture
-def catalog(catalog_url: str) -> Iterator[Catalog]:
-    cat = Catalog.open(catalog_url)
-    yield cat
-    cat.close()
-
-
-@pytest.fixture
 def other(catalog_url: str, catalog: Catalog) -> Iterator[Catalog]:
     """A second connection pool on the same catalog: another process, as far as leases go."""
     cat = Catalog.open(catalog_url)

@@ -38,13 +38,6 @@ def _chunk(cid: str, doc_id: str, body: str, title: str = "", seq: int = 0) -> C
 
 
 @pytest.fixture
-def catalog(catalog_url: str) -> Iterator[Catalog]:
-    cat = Catalog.open(catalog_url)
-    yield cat
-    cat.close()
-
-
-@pytest.fixture
 def sqlite_catalog(tmp_path: Path) -> Iterator[Catalog]:
     cat = Catalog.open(f"sqlite:///{tmp_path / 'c.sqlite'}")
     yield cat

@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from ragloop.core.errors import InvalidInputError, NotFoundError
 from ragloop.core.storage.catalog import Catalog
 from ragloop.core.storage.jobs import JobStore
 from ragloop.core.storage.querylog import QueryLog, QueryRecord
-
-
-@pytest.fixture
-def catalog(catalog_url: str) -> Iterator[Catalog]:
-    cat = Catalog.open(catalog_url)
-    yield cat
-    cat.close()
 
 
 def _rec(qid: str, at: float, reasons: list[str], **kw: object) -> QueryRecord:
